@@ -1,0 +1,43 @@
+"""Semantic errors -> GraphQL errors with a stable `extensions.code`; anything unexpected is masked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from semantic.errors import SemanticError
+
+log = logging.getLogger("semantic.api")
+
+INTERNAL_MESSAGE = "Internal error; the server log has the details."
+
+
+def to_graphql(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None:  # a syntax or validation error of the GraphQL document itself
+        extensions = dict(error.extensions or {})
+        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+        return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
+                            extensions=extensions)
+    if isinstance(original, SemanticError):
+        return GraphQLError(original.message, error.nodes, error.source, error.positions, error.path,
+                            extensions={"code": original.code})
+    if isinstance(original, GraphQLError) and original.extensions and "code" in original.extensions:
+        return GraphQLError(original.message, error.nodes, error.source, error.positions, error.path,
+                            extensions=original.extensions)
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return GraphQLError(INTERNAL_MESSAGE, error.nodes, error.source, error.positions, error.path,
+                        extensions={"code": "INTERNAL"})
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error a code and a message a person can act on; never a stack trace."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [to_graphql(e) for e in result.errors]

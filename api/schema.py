@@ -1,0 +1,555 @@
+"""Model -> Strawberry schema. The selection set is the query: selected dimension fields group, selected metric
+fields aggregate, nested fields follow relationships. Resolvers only turn GraphQL into a SemanticQuery; the
+`Service` does the rest, so every consumer shares one path and one cache.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, NewType
+
+import anyio.to_thread
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.scalars import JSON
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
+
+from api.errors import ErrorCodes
+from api.names import camel, pascal
+from semantic.errors import QueryError
+from semantic.features.request import FeatureRequest
+from semantic.model import Dimension, Entity, Feature, Metric, Model
+from semantic.query import Filter, Order, SemanticQuery
+from semantic.service import Result, Service
+from semantic.sql.render import DIALECTS
+
+Temporal = strawberry.scalar(
+    NewType("Temporal", object),
+    name="Temporal",
+    description="A time at its grain, ISO 8601: a date (2024-03-01) for day and coarser grains, a date-time "
+                "otherwise.",
+    serialize=lambda v: v.isoformat() if isinstance(v, date | datetime) else v,
+    parse_value=lambda v: v,
+)
+
+
+@strawberry.enum(description="Time grains; weeks start on Monday.")
+class Grain(enum.Enum):
+    SECOND = "second"
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+
+@strawberry.enum(description="Sort direction; nulls sort last.")
+class Direction(enum.Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def _filter_input(name: str, scalar: Any, ops: tuple[str, ...], description: str) -> type:
+    cls = type(name, (), {"__annotations__": {}})
+    for op in ops:
+        kind = list[scalar] | None if op in ("in", "not_in") else (bool | None if op == "is_null" else scalar | None)
+        cls.__annotations__[op] = kind
+        setattr(cls, op, strawberry.field(default=None, name=camel(op) if op != "in" else "in"))
+    return strawberry.input(cls, name=name, description=description)
+
+
+_ORDERED = ("eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in", "is_null")
+FILTERS: dict[str, type] = {
+    "string": _filter_input("StringFilter", str, ("eq", "neq", "in", "not_in", "like", "is_null"),
+                            "Conditions on a string dimension; all that are set must hold."),
+    "number": _filter_input("FloatFilter", float, _ORDERED, "Conditions on a number dimension."),
+    "integer": _filter_input("IntFilter", int, _ORDERED, "Conditions on an integer dimension."),
+    "boolean": _filter_input("BooleanFilter", bool, ("eq", "is_null"), "Conditions on a boolean dimension."),
+    "time": _filter_input("TimeFilter", str, ("eq", "neq", "gt", "gte", "lt", "lte", "is_null"),
+                          "Conditions on a time, as ISO 8601 dates or date-times; naive times are UTC."),
+}
+_SCALARS: dict[str, Any] = {"string": str, "number": float, "integer": int, "boolean": bool, "time": Temporal}
+
+
+@strawberry.type(description="One column of a result.")
+class ResultColumn:
+    name: str
+    type: str = strawberry.field(description="string, integer, number, boolean, date or datetime")
+
+
+@strawberry.type(description="How the result cache served a request.")
+class CacheInfo:
+    hit: bool = strawberry.field(description="Served from the cache (or by a computation already in flight).")
+    key: str = strawberry.field(description="The cache key: a digest of the SQL, the warehouse and the scope.")
+
+
+@strawberry.type(description="Rows of a query: one column per requested item, dimensions first.")
+class QueryResult:
+    columns: list[ResultColumn]
+    rows: JSON = strawberry.field(description="Rows as arrays, in column order; times as ISO 8601 strings.")
+    sql: str = strawberry.field(description="The SQL that computed the rows.")
+    cache: CacheInfo
+
+
+@strawberry.type(description="A dimension in the catalog.")
+class CatalogDimension:
+    name: str
+    type: str
+    description: str
+    grain: str | None
+
+
+@strawberry.type(description="A metric in the catalog.")
+class CatalogMetric:
+    name: str
+    kind: str
+    description: str
+    aggregation: str | None
+    expression: str | None
+
+
+@strawberry.type(description="A feature in the catalog.")
+class CatalogFeature:
+    name: str
+    kind: str
+    description: str
+    source: str | None
+    window: str | None
+    ttl: str | None
+
+
+@strawberry.type(description="A many-to-one (or one-to-one) relationship.")
+class CatalogRelationship:
+    entity: str
+    key: list[str]
+    type: str
+
+
+@strawberry.type(description="An entity in the catalog.")
+class CatalogEntity:
+    name: str
+    description: str
+    key: list[str]
+    time: str | None
+    dimensions: list[CatalogDimension]
+    metrics: list[CatalogMetric]
+    features: list[CatalogFeature]
+    relationships: list[CatalogRelationship]
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def result_type(result: Result) -> QueryResult:
+    return QueryResult(
+        columns=[ResultColumn(name=c.name, type=c.type) for c in result.columns],
+        rows=[[_iso(v) for v in row] for row in result.rows],
+        sql=result.sql,
+        cache=CacheInfo(hit=result.cache_hit, key=result.cache_key),
+    )
+
+
+def catalog_of(model: Model) -> list[CatalogEntity]:
+    def metric(m: Metric) -> CatalogMetric:
+        return CatalogMetric(name=m.name, kind=m.kind, description=m.description, aggregation=m.agg,
+                             expression=m.expr.sql(dialect=model.dialect) if m.expr is not None else None)
+
+    def feature(f: Feature) -> CatalogFeature:
+        return CatalogFeature(name=f.name, kind=f.kind, description=f.description,
+                              source=f.ref or (f.expr.sql() if f.expr is not None else None),
+                              window=str(f.window) if f.window else None, ttl=str(f.ttl) if f.ttl else None)
+
+    return [
+        CatalogEntity(
+            name=e.name, description=e.description, key=list(e.key), time=e.time,
+            dimensions=[CatalogDimension(name=d.name, type=d.type, description=d.description, grain=d.grain)
+                        for d in e.dimensions.values()],
+            metrics=[metric(m) for m in e.metrics.values()],
+            features=[feature(f) for f in e.features.values()],
+            relationships=[CatalogRelationship(entity=r.entity, key=list(r.key), type=r.type)
+                           for r in e.relationships],
+        )
+        for e in model.entities.values()
+    ]
+
+
+def _value(root: Any, info: strawberry.Info) -> Any:
+    return root.get(info.path.key)
+
+
+def _time_value(root: Any, info: strawberry.Info, grain: Grain | None = None) -> Any:
+    return root.get(info.path.key)
+
+
+def _service(info: strawberry.Info) -> Service:
+    service: Service = info.context["service"]
+    return service
+
+
+def _scope(info: strawberry.Info) -> str:
+    return str(info.context.get("scope", ""))
+
+
+class SchemaConverter:
+    """Builds the GraphQL types of a model: one `from_*` method per kind of node."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.fields: dict[tuple[str, str], tuple[str, Any]] = {}  # (type, field) -> (kind, what)
+        self.wheres: dict[str, type] = {}
+        self.orders: dict[str, type] = {}
+        self.attributes: dict[str, type] = {}
+
+    # -- output types --------------------------------------------------------------------------------------------
+
+    def from_dimension(self, type_name: str, dim: Dimension) -> Any:
+        self.fields[(type_name, camel(dim.name))] = ("dimension", dim)
+        description = dim.description or f"{dim.entity}.{dim.name}"
+        if dim.type == "time":
+            return strawberry.field(resolver=_time_value, name=camel(dim.name), graphql_type=Temporal | None,
+                                    description=f"{description} (argument `grain`: default "
+                                                f"{dim.grain or 'day'})")
+        return strawberry.field(resolver=_value, name=camel(dim.name), graphql_type=_SCALARS[dim.type] | None,
+                                description=description)
+
+    def from_metric(self, type_name: str, metric: Metric) -> Any:
+        self.fields[(type_name, camel(metric.name))] = ("metric", metric)
+        kind = int if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else float
+        return strawberry.field(resolver=_value, name=camel(metric.name), graphql_type=kind | None,
+                                description=metric.description or metric.qualified)
+
+    def attributes_of(self, entity: Entity) -> type:
+        """`<Entity>Attributes`: an entity's dimensions and relationships, as reached from another entity."""
+        name = f"{pascal(entity.name)}Attributes"
+        if name not in self.attributes:
+            cls = type(name, (), {"__annotations__": {}})
+            self.attributes[name] = cls
+            self._fill(cls, name, entity, with_metrics=False)
+            strawberry.type(cls, name=name, description=f"Dimensions of {entity.name} reached through a "
+                                                        f"relationship. {entity.description}".strip())
+        return self.attributes[name]
+
+    def _fill(self, cls: type, type_name: str, entity: Entity, with_metrics: bool) -> None:
+        for dim in entity.dimensions.values():
+            setattr(cls, f"d_{dim.name}", self.from_dimension(type_name, dim))
+        if with_metrics:
+            for metric in entity.metrics.values():
+                setattr(cls, f"m_{metric.name}", self.from_metric(type_name, metric))
+        for rel in entity.relationships:
+            target = self.model.entities[rel.entity]
+            self.fields[(type_name, camel(rel.entity))] = ("relationship", target)
+            setattr(cls, f"r_{rel.entity}", strawberry.field(
+                resolver=_value, name=camel(rel.entity), graphql_type=self.attributes_of(target) | None,
+                description=f"The related {rel.entity} (many-to-one through {', '.join(rel.key)}). "
+                            f"{target.description}".strip()))
+
+    def from_entity(self, entity: Entity) -> type:
+        name = pascal(entity.name)
+        cls = type(name, (), {"__annotations__": {}})
+        self._fill(cls, name, entity, with_metrics=True)
+        return strawberry.type(cls, name=name, description=entity.description or entity.name)
+
+    # -- inputs --------------------------------------------------------------------------------------------------
+
+    def where_input_for(self, entity: Entity) -> type:
+        name = f"{pascal(entity.name)}Where"
+        if name in self.wheres:
+            return self.wheres[name]
+        cls = type(name, (), {"__annotations__": {}})
+        self.wheres[name] = cls
+        for dim in entity.dimensions.values():
+            cls.__annotations__[f"d_{dim.name}"] = FILTERS[dim.type] | None
+            setattr(cls, f"d_{dim.name}", strawberry.field(default=None, name=camel(dim.name),
+                                                           description=dim.description or None))
+        for rel in entity.relationships:
+            cls.__annotations__[f"r_{rel.entity}"] = self.where_input_for(self.model.entities[rel.entity]) | None
+            setattr(cls, f"r_{rel.entity}", strawberry.field(default=None, name=camel(rel.entity)))
+        for op in ("and", "or"):
+            cls.__annotations__[f"x_{op}"] = list[cls] | None  # type: ignore[valid-type]
+            setattr(cls, f"x_{op}", strawberry.field(default=None, name=op,
+                                                     description=f"All conditions joined with {op.upper()}."))
+        cls.__annotations__["x_not"] = cls | None
+        cls.x_not = strawberry.field(default=None, name="not", description="Negates the condition.")  # type: ignore[attr-defined]
+        return strawberry.input(cls, name=name, description=f"Conditions on {entity.name} dimensions (before "
+                                                            f"aggregation); all fields set must hold.")
+
+    def order_input_for(self, entity: Entity) -> type:
+        name = f"{pascal(entity.name)}OrderBy"
+        if name in self.orders:
+            return self.orders[name]
+        cls = type(name, (), {"__annotations__": {}})
+        self.orders[name] = cls
+        for item in (*entity.dimensions.values(), *entity.metrics.values()):
+            cls.__annotations__[f"i_{item.name}"] = Direction | None
+            setattr(cls, f"i_{item.name}", strawberry.field(default=None, name=camel(item.name)))
+        for rel in entity.relationships:
+            cls.__annotations__[f"r_{rel.entity}"] = self.order_input_for(self.model.entities[rel.entity]) | None
+            setattr(cls, f"r_{rel.entity}", strawberry.field(default=None, name=camel(rel.entity)))
+        return strawberry.input(cls, name=name, description=f"One sort key over selected {entity.name} fields: "
+                                                            f"set exactly one field.")
+
+    def features_type(self, entity: Entity) -> type:
+        name = f"{pascal(entity.name)}Features"
+        cls = type(name, (), {"__annotations__": {}})
+        for column in entity.key:
+            kind = entity.dimensions[column].type
+            setattr(cls, f"k_{column}", strawberry.field(resolver=_value, name=camel(column),
+                                                         graphql_type=_SCALARS[kind] | None,
+                                                         description=f"Key column {column}."))
+        for feature in entity.features.values():
+            setattr(cls, f"f_{feature.name}", strawberry.field(
+                resolver=_value, name=camel(feature.name), graphql_type=self._feature_scalar(entity, feature) | None,
+                description=feature.description or feature.name))
+        return strawberry.type(cls, name=name, description=f"Feature values of one {entity.name} as of a point "
+                                                           f"in time.")
+
+    def _feature_scalar(self, entity: Entity, feature: Feature) -> Any:
+        if feature.kind == "dimension":
+            return _SCALARS[entity.dimensions[feature.ref or ""].type]
+        if feature.kind == "latest":
+            owner, _, name = (feature.ref or "").rpartition(".")
+            return _SCALARS[self.model.entities[owner].dimensions[name].type]
+        if feature.kind == "metric":
+            owner, _, name = (feature.ref or "").rpartition(".")
+            metric = self.model.entities[owner].metrics[name]
+            return int if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else float
+        return float
+
+    # -- root ----------------------------------------------------------------------------------------------------
+
+    def root(self) -> type:
+        cls = type("Query", (), {"__annotations__": {}})
+        for entity in self.model.entities.values():
+            setattr(cls, f"e_{entity.name}", self._entity_field(entity))
+            if entity.features:
+                setattr(cls, f"f_{entity.name}", self._features_field(entity))
+        converter = self
+
+        async def query(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
+                  where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
+                  offset: int | None = None) -> Any:
+            q = _generic(metrics, dimensions, where, order_by, limit, offset)
+            return await _threaded(lambda: result_type(_service(info).query(q, _scope(info))))
+
+        def compile_(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
+                     where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
+                     offset: int | None = None, dialect: str | None = None) -> str:
+            if dialect is not None and dialect not in DIALECTS:
+                raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+            q = _generic(metrics, dimensions, where, order_by, limit, offset)
+            return _service(info).compile(q, dialect).pretty()
+
+        async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
+                     at: datetime | None = None) -> Any:
+            request = FeatureRequest.create(converter.model, entity, keys, names, at)
+            return await _threaded(lambda: result_type(_service(info).features(request, _scope(info))))
+
+        def catalog() -> list[CatalogEntity]:
+            return catalog_of(converter.model)
+
+        cls.x_query = strawberry.field(resolver=query, name="query", graphql_type=QueryResult,  # type: ignore[attr-defined]
+                                       description="Any metrics by any dimensions, by semantic names "
+                                                   "(`order.revenue`, `customer.region`, `time:month`); "
+                                                   "`where` uses the filter language; `orderBy` items such as "
+                                                   "`-order.revenue`.")
+        cls.x_compile = strawberry.field(resolver=compile_, name="compile",  # type: ignore[attr-defined]
+                                         description="The SQL a query would run, without running it.")
+        cls.x_features = strawberry.field(resolver=features, name="features", graphql_type=QueryResult,  # type: ignore[attr-defined]
+                                          description="Feature values per key as of `at` (default now); keys "
+                                                      "are values, or objects for composite keys.")
+        cls.x_catalog = strawberry.field(resolver=catalog, name="catalog",  # type: ignore[attr-defined]
+                                         description="Every entity, dimension, metric, feature and relationship "
+                                                     "of the model, with descriptions.")
+        return strawberry.type(cls, name="Query", description=self.model.description or None)
+
+    def _entity_field(self, entity: Entity) -> Any:
+        row_type = self.from_entity(entity)
+        where_type = self.where_input_for(entity)
+        order_type = self.order_input_for(entity)
+        converter = self
+
+        async def resolve(info: strawberry.Info, where: Any = None, order_by: Any = None, limit: int | None = None,
+                          offset: int | None = None) -> Any:
+            selection = info.selected_fields[0]
+            items = converter.selection(pascal(entity.name), selection.selections, ())
+            q = SemanticQuery(
+                metrics=tuple(dict.fromkeys(text for _, kind, text in items if kind == "metric")),
+                dimensions=tuple(dict.fromkeys(text for _, kind, text in items if kind == "dimension")),
+                where=Filter.of(converter.where_tree(entity, where)) if where is not None else None,
+                order_by=tuple(converter.orders_of(entity, order_by or [], items)),
+                limit=limit, offset=offset,
+            )
+            result = await anyio.to_thread.run_sync(lambda: _service(info).query(q, _scope(info)))
+            return _shape(result, items)
+
+        resolve.__annotations__ = {"info": strawberry.Info, "where": where_type | None,
+                                   "order_by": list[order_type] | None,  # type: ignore[valid-type]
+                                   "limit": int | None, "offset": int | None}
+        return strawberry.field(resolver=resolve, name=camel(entity.name), graphql_type=list[row_type],
+                                description=f"{entity.description} Rows grouped by the selected dimensions, "
+                                            f"with the selected metrics aggregated.".strip())
+
+    def _features_field(self, entity: Entity) -> Any:
+        features_type = self.features_type(entity)
+        converter = self
+        if len(entity.key) == 1:
+            key_type: Any = _SCALARS[entity.dimensions[entity.key[0]].type]
+        else:
+            key_type = JSON
+
+        async def resolve(info: strawberry.Info, keys: Any, at: datetime | None = None) -> Any:
+            names = [f.name for f in entity.features.values()]
+            request = FeatureRequest.create(converter.model, entity.name, keys, names, at)
+            result = await anyio.to_thread.run_sync(lambda: _service(info).features(request, _scope(info)))
+            return [dict(zip([camel(c.name) for c in result.columns], row, strict=True)) for row in result.rows]
+
+        resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}  # type: ignore[valid-type]
+        return strawberry.field(resolver=resolve, name=f"{camel(entity.name)}Features",
+                                graphql_type=list[features_type],
+                                description=f"Features of each {entity.name} key as of `at` (default now), one "
+                                            f"row per key in the order given.")
+
+    # -- selection -> query ------------------------------------------------------------------------------------
+
+    def selection(self, type_name: str, selections: list[Any], path: tuple[str, ...]
+                  ) -> list[tuple[tuple[str, ...], str, str]]:
+        """Selected fields -> [(response path, "dimension"|"metric", semantic name)]."""
+        items: list[tuple[tuple[str, ...], str, str]] = []
+        for node in selections:
+            if isinstance(node, FragmentSpread | InlineFragment):
+                items += self.selection(type_name, node.selections, path)
+                continue
+            if not isinstance(node, SelectedField) or node.name == "__typename":
+                continue
+            kind, what = self.fields[(type_name, node.name)]
+            key = (*path, node.alias or node.name)
+            if kind == "relationship":
+                items += self.selection(f"{pascal(what.name)}Attributes", node.selections, key)
+            elif kind == "metric":
+                items.append((key, "metric", what.qualified))
+            else:
+                grain = node.arguments.get("grain")
+                text = f"{what.entity}.{what.name}"
+                if isinstance(grain, Grain):
+                    text += f":{grain.value}"
+                elif isinstance(grain, str):
+                    text += f":{grain.lower()}"
+                items.append((key, "dimension", text))
+        return items
+
+    def where_tree(self, entity: Entity, where: Any) -> Any:
+        """A typed where input -> a filter-language tree (values become sqlglot literals)."""
+        from sqlglot import exp
+
+        conditions: list[exp.Expression] = []
+        for dim in entity.dimensions.values():
+            spec = getattr(where, f"d_{dim.name}", None)
+            if spec is None:
+                continue
+            column = exp.column(dim.name, table=entity.name)
+            for op in ("eq", "neq", "gt", "gte", "lt", "lte"):
+                value = getattr(spec, op, None)
+                if value is not None:
+                    conditions.append(_compare(op, column, value))
+            for op in ("in", "not_in"):
+                values = getattr(spec, op, None)
+                if values is not None:
+                    if not values:
+                        raise QueryError(f"{entity.name}.{dim.name}: `{camel(op)}` needs at least one value")
+                    cond = exp.In(this=column.copy(), expressions=[exp.convert(v) for v in values])
+                    conditions.append(cond if op == "in" else exp.Not(this=cond))
+            if getattr(spec, "like", None) is not None:
+                conditions.append(exp.Like(this=column.copy(), expression=exp.convert(spec.like)))
+            if getattr(spec, "is_null", None) is not None:
+                cond = exp.Is(this=column.copy(), expression=exp.Null())
+                conditions.append(cond if spec.is_null else exp.Not(this=cond))
+        for rel in entity.relationships:
+            nested = getattr(where, f"r_{rel.entity}", None)
+            if nested is not None:
+                conditions.append(self.where_tree(self.model.entities[rel.entity], nested))
+        for op, join in (("and", exp.and_), ("or", exp.or_)):
+            parts = getattr(where, f"x_{op}", None)
+            if parts:
+                conditions.append(exp.Paren(this=join(*(self.where_tree(entity, p) for p in parts))))
+        if where.x_not is not None:
+            conditions.append(exp.Not(this=exp.Paren(this=self.where_tree(entity, where.x_not))))
+        if not conditions:
+            return exp.true()
+        return exp.and_(*conditions)
+
+    def orders_of(self, entity: Entity, order_by: list[Any], items: list[tuple[tuple[str, ...], str, str]]
+                  ) -> list[Order]:
+        result = []
+        for spec in order_by:
+            found = self._order_item(entity, spec)
+            if len(found) != 1:
+                raise QueryError(f"each orderBy item must set exactly one field, got {len(found)}")
+            name, direction = found[0]
+            matches = [text for _, _, text in items if text == name or text.split(":")[0] == name]
+            if len(set(matches)) > 1:
+                raise QueryError(f"cannot order by {name!r}: it is selected at several grains "
+                                 f"({', '.join(sorted(set(matches)))})")
+            result.append(Order(matches[0] if matches else name, direction == Direction.DESC))
+        return result
+
+    def _order_item(self, entity: Entity, spec: Any) -> list[tuple[str, Direction]]:
+        found = []
+        for item in (*entity.dimensions, *entity.metrics):
+            value = getattr(spec, f"i_{item}", None)
+            if value is not None:
+                found.append((f"{entity.name}.{item}", value))
+        for rel in entity.relationships:
+            nested = getattr(spec, f"r_{rel.entity}", None)
+            if nested is not None:
+                found += self._order_item(self.model.entities[rel.entity], nested)
+        return found
+
+
+def _compare(op: str, column: Any, value: Any) -> Any:
+    from sqlglot import exp
+
+    node = {"eq": exp.EQ, "neq": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+    return node(this=column.copy(), expression=exp.convert(value))
+
+
+def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str | None,
+             order_by: list[str] | None, limit: int | None, offset: int | None) -> SemanticQuery:
+    return SemanticQuery(
+        metrics=tuple(metrics or ()), dimensions=tuple(dimensions or ()),
+        where=Filter.parse(where) if where is not None else None,
+        order_by=tuple(Order.parse(o) for o in order_by or ()), limit=limit, offset=offset,
+    )
+
+
+async def _threaded(fn: Callable[[], Any]) -> Any:
+    return await anyio.to_thread.run_sync(fn)
+
+
+def _shape(result: Result, items: list[tuple[tuple[str, ...], str, str]]) -> list[dict[str, Any]]:
+    """Flat result rows -> nested dicts keyed by response keys (aliases), following relationship fields."""
+    index = {c.name: i for i, c in enumerate(result.columns)}
+    rows = []
+    for row in result.rows:
+        shaped: dict[str, Any] = {}
+        for path, _, text in items:
+            target = shaped
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = row[index[text]]
+        rows.append(shaped)
+    return rows
+
+
+def build_schema(model: Model) -> strawberry.Schema:
+    """The GraphQL schema of a model, with parser and validation caches and limits on aliases and depth."""
+    return strawberry.Schema(
+        query=SchemaConverter(model).root(),
+        types=[Grain, Direction],
+        extensions=[ErrorCodes, ParserCache(maxsize=512), ValidationCache(maxsize=512),
+                    MaxAliasesLimiter(max_alias_count=50), QueryDepthLimiter(max_depth=12)],
+    )

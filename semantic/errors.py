@@ -1,0 +1,93 @@
+"""The error family every module raises.
+
+Bottom layer: this module imports nothing from the package. Only `api/` maps these errors to GraphQL
+`extensions.code` values and exit statuses.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A " Did you mean ...?" hint, or "" when nothing is close.
+
+    >>> did_you_mean("revnue", ["revenue", "order_count"])
+    " Did you mean 'revenue'?"
+    """
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+class SemanticError(Exception):
+    """Base of every error this package raises on purpose; `code` is stable."""
+
+    code = "BAD_QUERY"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found while loading a model, with where it is."""
+
+    message: str
+    file: str = "<model>"
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+
+
+class ModelError(SemanticError):
+    """The model is invalid; carries every issue found, not just the first."""
+
+    code = "BAD_MODEL"
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = tuple(issues)
+        count = len(self.issues)
+        head = f"{count} problem{'s' if count != 1 else ''} in the model:"
+        super().__init__("\n".join([head, *(f"  {i}" for i in self.issues)]))
+
+
+class QueryError(SemanticError):
+    """The request cannot be answered as asked."""
+
+    code = "BAD_QUERY"
+
+
+class UnknownFieldError(QueryError):
+    code = "UNKNOWN_FIELD"
+
+
+class FanoutError(QueryError):
+    """Answering would aggregate a metric across a one-to-many join and double count."""
+
+    code = "FANOUT"
+
+
+class AmbiguousPathError(QueryError):
+    code = "AMBIGUOUS_PATH"
+
+
+class CompileError(SemanticError):
+    """A valid request that cannot be expressed in the target dialect."""
+
+    code = "COMPILE_ERROR"
+
+
+class WarehouseError(SemanticError):
+    """The warehouse failed or could not be reached."""
+
+    code = "WAREHOUSE_ERROR"
+
+
+class WarehouseUnavailableError(WarehouseError):
+    code = "WAREHOUSE_UNAVAILABLE"

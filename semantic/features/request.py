@@ -1,0 +1,67 @@
+"""A request for feature values: which entity, which keys, which features, as of when. Plain, hashable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from semantic.errors import QueryError, UnknownFieldError, did_you_mean
+from semantic.model import Entity, Model
+
+_PYTHON = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,)}
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    entity: str
+    keys: tuple[tuple[Any, ...], ...]  # each key's values in the entity's key-column order
+    names: tuple[str, ...]
+    at: datetime  # naive UTC
+
+    @classmethod
+    def create(cls, model: Model, entity: str, keys: Any, names: list[str] | None = None,
+               at: datetime | None = None) -> FeatureRequest:
+        """Check a request: the entity and feature names exist, keys have the key's shape and type."""
+        found = model.entities.get(entity)
+        if found is None:
+            raise UnknownFieldError(f"unknown entity {entity!r}.{did_you_mean(entity, model.entities)}")
+        if not found.features:
+            raise QueryError(f"entity {entity!r} has no features")
+        names = list(names) if names else list(found.features)
+        for name in names:
+            if name not in found.features:
+                raise UnknownFieldError(f"unknown feature {name!r} of {entity!r}."
+                                        f"{did_you_mean(name, found.features)}")
+        if not isinstance(keys, list) or not keys:
+            raise QueryError("`keys` must be a non-empty list of key values")
+        if len(keys) > 10_000:
+            raise QueryError(f"{len(keys)} keys is too many for an online lookup (at most 10,000); use a "
+                             f"training-set spine for more")
+        if at is None:
+            at = datetime.now(UTC).replace(microsecond=0)
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC).replace(tzinfo=None)
+        return cls(entity, tuple(_key(found, k) for k in keys), tuple(names), at)
+
+
+def _key(entity: Entity, value: Any) -> tuple[Any, ...]:
+    columns = entity.key
+    if isinstance(value, dict):
+        missing = [c for c in columns if c not in value]
+        extra = [c for c in value if c not in columns]
+        if missing or extra:
+            raise QueryError(f"key {value!r} of {entity.name!r} must have exactly the columns {list(columns)}")
+        values = tuple(value[c] for c in columns)
+    elif isinstance(value, list | tuple):
+        values = tuple(value)
+    else:
+        values = (value,)
+    if len(values) != len(columns):
+        raise QueryError(f"key {value!r} of {entity.name!r} must have {len(columns)} value(s): {list(columns)}")
+    for column, item in zip(columns, values, strict=True):
+        kind = entity.dimensions[column].type
+        allowed = _PYTHON.get(kind)
+        if item is None or (allowed and (not isinstance(item, allowed) or isinstance(item, bool) != (kind == "boolean"))):
+            raise QueryError(f"key column {entity.name}.{column} is a {kind}; got {item!r}")
+    return values

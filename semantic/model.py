@@ -1,0 +1,129 @@
+"""The semantic model as frozen dataclasses: entities, dimensions, metrics, relationships, features.
+
+No I/O here: `loader.py` builds these from YAML, and every later step reads them. Expressions are sqlglot trees in
+the model's dialect, with bare columns meaning the entity's own columns and `entity.name` a related dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+from sqlglot import exp
+
+DimensionType = Literal["string", "number", "integer", "boolean", "time"]
+DIMENSION_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "time")
+GRAINS: tuple[str, ...] = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+AGGREGATIONS: tuple[str, ...] = (
+    "sum", "count", "count_distinct", "avg", "min", "max", "median", "percentile",
+)
+RelationshipType = Literal["many_to_one", "one_to_one"]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a node was written: file and line, for messages."""
+
+    file: str = "<model>"
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, eq=False)
+class Dimension:
+    name: str
+    entity: str
+    type: DimensionType
+    expr: exp.Expression
+    description: str = ""
+    grain: str | None = None  # the finest grain a time dimension can be read at
+    where: Where = field(default_factory=Where)
+
+
+@dataclass(frozen=True, eq=False)
+class Metric:
+    """An aggregate owned by one entity.
+
+    `kind` is "simple" (agg over expr, optional filter) or "derived" (expr over other metrics, whose bare names
+    mean this entity's metrics and `entity.metric` another's).
+    """
+
+    name: str
+    entity: str
+    kind: Literal["simple", "derived"]
+    agg: str | None = None
+    expr: exp.Expression | None = None
+    filter: exp.Expression | None = None
+    percentile: float | None = None
+    description: str = ""
+    where: Where = field(default_factory=Where)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.entity}.{self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+class Relationship:
+    """This entity holds `key` (its own columns) pointing at the key of `entity`."""
+
+    entity: str
+    key: tuple[str, ...]
+    type: RelationshipType = "many_to_one"
+    where: Where = field(default_factory=Where)
+
+
+@dataclass(frozen=True, eq=False)
+class Feature:
+    """A value per entity key as of a point in time.
+
+    kind "metric": `ref` is `entity.metric` of a related event entity, aggregated over events at or before t
+    (within `window` when set). kind "dimension": `ref` is a dimension of this entity, null before its time.
+    kind "latest": `ref` is `entity.dimension` of a related time-stamped entity, its latest row known at t.
+    kind "derived": `expr` is SQL over this entity's other features.
+    """
+
+    name: str
+    entity: str
+    kind: Literal["metric", "dimension", "latest", "derived"]
+    ref: str | None = None
+    window: timedelta | None = None
+    ttl: timedelta | None = None
+    expr: exp.Expression | None = None
+    description: str = ""
+    where: Where = field(default_factory=Where)
+
+
+@dataclass(frozen=True, eq=False)
+class Entity:
+    name: str
+    key: tuple[str, ...]
+    table: str | None = None
+    sql: str | None = None
+    time: str | None = None  # a dimension of this entity, or `entity.dimension` along a many-to-one path
+    created: str | None = None
+    description: str = ""
+    dimensions: dict[str, Dimension] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    relationships: tuple[Relationship, ...] = ()
+    features: dict[str, Feature] = field(default_factory=dict)
+    where: Where = field(default_factory=Where)
+
+    def relationship_to(self, entity: str) -> Relationship | None:
+        return next((r for r in self.relationships if r.entity == entity), None)
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    name: str
+    entities: dict[str, Entity]
+    dialect: str = "duckdb"
+    warehouse: str | None = None
+    description: str = ""
+    source: str = "<model>"
+
+    def entity(self, name: str) -> Entity:
+        return self.entities[name]

@@ -1,0 +1,390 @@
+"""SemanticQuery + Model -> Plan: which entity aggregates which metrics, grouped by what, filtered where.
+
+Every name is checked here, so a bad request is refused before any SQL exists. The rules that keep numbers right:
+each entity's metrics aggregate over that entity's own rows (joins go only many-to-one, so rows never multiply);
+metrics of several entities are aggregated apart and stitched on the dimension values; derived metrics and metric
+filters apply after aggregation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlglot import exp
+
+from semantic.errors import QueryError, UnknownFieldError, did_you_mean
+from semantic.model import GRAINS, Entity, Metric, Model
+from semantic.plan.paths import all_paths
+from semantic.plan.scope import Join, Scope, ident, truncate
+from semantic.query import DimensionRef, SemanticQuery
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    name: str  # as requested
+    alias: str  # in SQL
+    type: str  # string integer number boolean date datetime
+    kind: str  # dimension or metric
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One entity's metrics aggregated over its own rows at the query grain."""
+
+    entity: str
+    source: exp.Expression
+    joins: tuple[Join, ...]
+    groups: tuple[tuple[str, exp.Expression], ...]
+    measures: tuple[tuple[str, exp.Expression], ...]
+    where: exp.Expression | None
+
+    @property
+    def description(self) -> str:
+        what = ", ".join(a for a, _ in self.measures) or "distinct values"
+        return f"Aggregate {self.entity}: {what}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    query: SemanticQuery
+    aggregates: tuple[Aggregate, ...]
+    groups: tuple[str, ...]  # aliases of the dimension columns, shared by every aggregate
+    metrics: tuple[tuple[str, exp.Expression], ...]  # alias -> expression over measure aliases
+    having: exp.Expression | None  # over measure aliases, applied after aggregation
+    order: tuple[tuple[str, bool], ...]
+    limit: int | None
+    offset: int | None
+    columns: tuple[OutputColumn, ...]  # in the order requested
+
+
+def alias_of(text: str) -> str:
+    """`customer.region` -> `customer__region`; `time:month` -> `time__month`."""
+    return text.replace(".", "__").replace(":", "__")
+
+
+def time_type(grain: str) -> str:
+    return "date" if GRAINS.index(grain) >= GRAINS.index("day") else "datetime"
+
+
+def parse_time(text: str, where: str) -> datetime:
+    """An ISO date or date-time; aware values become naive UTC (naive timestamps are UTC)."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(f"{where}: {text!r} is not a date or date-time; write ISO 8601 such as '2024-03-01' or "
+                         f"'2024-03-01T12:00:00'") from None
+    if value.tzinfo is not None:
+        from datetime import UTC
+
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def time_literal(value: datetime | date) -> exp.Expression:
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
+
+
+class _Planner:
+    def __init__(self, model: Model, query: SemanticQuery) -> None:
+        self.model = model
+        self.query = query
+
+    # -- names ---------------------------------------------------------------------------------------------------
+
+    def entity(self, name: str, text: str) -> Entity:
+        entity = self.model.entities.get(name)
+        if entity is None:
+            raise UnknownFieldError(f"{text!r}: unknown entity {name!r}.{did_you_mean(name, self.model.entities)}")
+        return entity
+
+    def metric(self, text: str) -> Metric:
+        owner, _, name = text.rpartition(".")
+        if not owner:
+            raise QueryError(f"metric {text!r}: bare names are not allowed; write `entity.{text}`"
+                             f"{self._guess(text, 'metrics')}")
+        entity = self.entity(owner, text)
+        if name not in entity.metrics:
+            hint = did_you_mean(name, entity.metrics)
+            if name in entity.dimensions:
+                hint = f" {text!r} is a dimension; ask for it as a dimension."
+            raise UnknownFieldError(f"unknown metric {text!r}.{hint}")
+        return entity.metrics[name]
+
+    def _guess(self, name: str, kind: str) -> str:
+        owners = [e.name for e in self.model.entities.values() if name in getattr(e, kind)]
+        return f" (did you mean {' or '.join(repr(f'{o}.{name}') for o in owners)}?)" if owners else ""
+
+    def dimension(self, ref: DimensionRef, text: str) -> tuple[Entity | None, DimensionRef, str]:
+        """Check a dimension reference; return (owner or None for time:grain, ref with its grain, type)."""
+        if ref.entity is None:
+            if ref.grain is None:
+                raise QueryError(f"{text!r}: the reserved `time` needs a grain, e.g. time:month")
+            return None, ref, time_type(ref.grain)
+        entity = self.entity(ref.entity, text)
+        dim = entity.dimensions.get(ref.name)
+        if dim is None:
+            hint = did_you_mean(ref.name, entity.dimensions)
+            if ref.name in entity.metrics:
+                hint = f" {ref.entity}.{ref.name} is a metric; ask for it as a metric."
+            raise UnknownFieldError(f"unknown dimension {text!r}.{hint}")
+        if dim.type != "time":
+            if ref.grain is not None:
+                raise QueryError(f"{text!r}: {ref.entity}.{ref.name} is a {dim.type}, not a time; drop "
+                                 f"':{ref.grain}'")
+            return entity, ref, dim.type
+        grain = ref.grain or dim.grain or "day"
+        if dim.grain and GRAINS.index(grain) < GRAINS.index(dim.grain):
+            raise QueryError(f"{text!r}: {ref.entity}.{ref.name} is recorded per {dim.grain}; a {grain} grain "
+                             f"is finer than the data. Ask for {ref.entity}.{ref.name}:{dim.grain} or coarser.")
+        return entity, DimensionRef(ref.entity, ref.name, grain), time_type(grain)
+
+    # -- planning ------------------------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        query = self.query
+        dims = []
+        for text in query.dimensions:
+            owner, ref, kind = self.dimension(DimensionRef.parse(text), text)
+            desc = owner.dimensions[ref.name].description if owner else "Each metric's own time."
+            dims.append((text, ref, OutputColumn(text, alias_of(text), kind, "dimension", desc)))
+        requested = [self.metric(text) for text in query.metrics]
+
+        dim_filters: list[exp.Expression] = []
+        metric_filters: list[exp.Expression] = []
+        if query.where is not None:
+            for conjunct in _conjuncts(query.where.tree):
+                kinds = {self._ref_kind(col) for col in conjunct.find_all(exp.Column)}
+                if kinds == {"metric"}:
+                    metric_filters.append(conjunct)
+                elif "metric" in kinds:
+                    raise QueryError(f"filter {conjunct.sql()!r} mixes metrics and dimensions; dimension "
+                                     f"conditions apply before aggregation and metric conditions after, so write "
+                                     f"them as separate conditions joined by `and`")
+                else:
+                    dim_filters.append(conjunct)
+
+        # Every simple metric the query needs (requested, inside derived ones, or in a metric filter).
+        measures: dict[str, Metric] = {}
+        metric_exprs: list[tuple[str, exp.Expression]] = []
+        for metric in requested:
+            metric_exprs.append((alias_of(metric.qualified), self._expand(metric, measures, ())))
+        having = None
+        if metric_filters:
+            having = exp.and_(*(self._metric_filter(f, measures) for f in metric_filters))
+
+        groups = tuple(alias for _, _, col in dims for alias in [col.alias])
+        by_entity: dict[str, list[Metric]] = {}
+        for metric in measures.values():
+            by_entity.setdefault(metric.entity, []).append(metric)
+        if not by_entity:
+            base = self._dimension_base([ref for _, ref, _ in dims], dim_filters)
+            by_entity[base.name] = []
+        aggregates = tuple(
+            self._aggregate(self.model.entities[name], metrics, dims, dim_filters)
+            for name, metrics in sorted(by_entity.items())
+        )
+
+        columns = [col for _, _, col in dims]
+        for metric in requested:
+            kind = "integer" if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else "number"
+            columns.append(OutputColumn(metric.qualified, alias_of(metric.qualified), kind, "metric",
+                                        metric.description))
+        by_name = {col.name: col.alias for col in columns}
+        order = []
+        for item in query.order_by:
+            if item.item not in by_name:
+                hint = did_you_mean(item.item, by_name)
+                raise QueryError(f"cannot order by {item.item!r}: it is not selected. Order by one of "
+                                 f"{', '.join(repr(n) for n in by_name)}, or select it too.{hint}")
+            order.append((by_name[item.item], item.descending))
+        if not order and (query.limit is not None or query.offset):
+            order = [(alias, False) for alias in groups]  # paging needs a stable order
+        return Plan(query, aggregates, groups, tuple(metric_exprs), having, tuple(order), query.limit,
+                    query.offset, tuple(columns))
+
+    def _ref_kind(self, column: exp.Column) -> str:
+        if not column.table:
+            if column.name.startswith("time:") or column.name == "time":
+                return "dimension"
+            raise QueryError(f"{column.name!r} in the filter: bare names are not allowed; write "
+                             f"`entity.{column.name}`{self._guess(column.name, 'dimensions')}")
+        entity = self.entity(column.table, column.sql())
+        name = column.name.split(":")[0]
+        if name in entity.dimensions:
+            return "dimension"
+        if name in entity.metrics:
+            return "metric"
+        raise UnknownFieldError(f"unknown name {column.table}.{column.name!r} in the filter."
+                                f"{did_you_mean(name, [*entity.dimensions, *entity.metrics])}")
+
+    def _expand(self, metric: Metric, measures: dict[str, Metric], trail: tuple[str, ...]) -> exp.Expression:
+        """A metric as an expression over measure aliases; derived metrics expand recursively."""
+        if metric.kind == "simple":
+            measures.setdefault(metric.qualified, metric)
+            return exp.column(ident(alias_of(metric.qualified)))
+        if metric.qualified in trail:
+            raise QueryError(f"derived metrics form a cycle: {' -> '.join((*trail, metric.qualified))}")
+        owner = self.model.entities[metric.entity]
+
+        def rewrite(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column):
+                entity = self.model.entities[node.table] if node.table else owner
+                inner = self._expand(entity.metrics[node.name], measures, (*trail, metric.qualified))
+                return inner if isinstance(inner, exp.Column) else exp.Paren(this=inner)
+            return node
+
+        assert metric.expr is not None  # noqa: S101 - loader guarantees derived metrics have an expr
+        return metric.expr.copy().transform(rewrite, copy=False)
+
+    def _metric_filter(self, tree: exp.Expression, measures: dict[str, Metric]) -> exp.Expression:
+        def rewrite(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Column):
+                inner = self._expand(self.metric(f"{node.table}.{node.name}"), measures, ())
+                return inner if isinstance(inner, exp.Column) else exp.Paren(this=inner)
+            return node
+
+        for node in tree.find_all(*_COMPARISONS):
+            for literal in _literals(node):
+                if literal.is_string:
+                    raise QueryError(f"filter {tree.sql()!r}: metrics are numbers; compare them with a number, "
+                                     f"not {literal.sql()}")
+        return tree.copy().transform(rewrite, copy=False)
+
+    def _dimension_base(self, refs: list[DimensionRef], filters: list[exp.Expression]) -> Entity:
+        """With no metrics, the rows come from the one entity that reaches every dimension asked for."""
+        names = {r.entity for r in refs if r.entity}
+        names |= {c.table for f in filters for c in f.find_all(exp.Column) if c.table}
+        if any(r.entity is None for r in refs):
+            raise QueryError("time:grain means each metric's own time, so it needs at least one metric")
+        for candidate in sorted(names):
+            if all(all_paths(self.model, candidate, other) for other in names):
+                return self.model.entities[candidate]
+        raise QueryError(f"no entity reaches all of {', '.join(sorted(names))} along many-to-one relationships, "
+                         f"so these dimensions have no common rows; query them separately")
+
+    def _aggregate(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
+                   filters: list[exp.Expression]) -> Aggregate:
+        scope = Scope(self.model, entity)
+        groups = []
+        for text, ref, col in dims:
+            needed = f"{entity.name} metrics by {text}" if metrics else f"dimension {text}"
+            if ref.entity is None:
+                expr = scope.time(entity, needed)
+            else:
+                expr = scope.dimension(self.model.entities[ref.entity], ref.name, needed)
+            groups.append((col.alias, truncate(expr, ref.grain) if ref.grain else expr))
+        where = [self._dimension_filter(f, scope, entity) for f in filters]
+        measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
+        source, joins = scope.from_clause()
+        return Aggregate(entity.name, source, tuple(joins), tuple(groups), tuple(measures),
+                         exp.and_(*where) if where else None)
+
+    def _measure(self, metric: Metric, scope: Scope) -> exp.Expression:
+        entity = self.model.entities[metric.entity]
+        needed = f"metric {metric.qualified}"
+        value: exp.Expression = scope.qualify(metric.expr, entity, needed) if metric.expr is not None else exp.Star()
+        if metric.filter is not None:
+            condition = scope.qualify(metric.filter, entity, needed)
+            value = exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1) if isinstance(value, exp.Star)
+                                         else value)])
+        agg = metric.agg
+        if agg == "count":
+            return exp.Count(this=value)
+        if agg == "count_distinct":
+            return exp.Count(this=exp.Distinct(expressions=[value]))
+        if agg == "percentile":
+            return exp.PercentileCont(this=value, expression=exp.Literal.number(metric.percentile))
+        if agg == "median":
+            return exp.PercentileCont(this=value, expression=exp.Literal.number(0.5))
+        node = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg or "sum"]
+        return node(this=value)
+
+    def _dimension_filter(self, tree: exp.Expression, scope: Scope, entity: Entity) -> exp.Expression:
+        """A filter condition as SQL over this aggregate's rows, with literals checked against dimension types."""
+        types: dict[int, str] = {}
+
+        def rewrite(node: exp.Expression) -> exp.Expression:
+            if not isinstance(node, exp.Column):
+                return node
+            ref = DimensionRef.parse(f"{node.table}.{node.name}" if node.table else node.name) \
+                if node.name != "time" else DimensionRef(None, "time")
+            if ref.entity is None:
+                expr = scope.time(entity, f"filter on {node.name}")
+                dim_type = "time"
+            else:
+                owner, ref, _ = self.dimension(ref, node.sql())
+                assert owner is not None  # noqa: S101 - a named dimension always has an owner
+                expr = scope.dimension(owner, ref.name, f"filter on {ref}")
+                dim_type = owner.dimensions[ref.name].type
+            if ref.grain:
+                expr = truncate(expr, ref.grain)
+            types[id(node)] = dim_type
+            return exp.Paren(this=expr) if not isinstance(expr, exp.Column | exp.Cast) else expr
+
+        original = tree.copy()
+        for comparison in original.find_all(*_COMPARISONS):
+            _check_literals(comparison, self, entity)
+        return original.transform(rewrite, copy=False)
+
+
+def _conjuncts(tree: exp.Expression) -> list[exp.Expression]:
+    while isinstance(tree, exp.Paren):
+        tree = tree.this
+    if isinstance(tree, exp.And):
+        return _conjuncts(tree.this) + _conjuncts(tree.expression)
+    return [tree]
+
+
+def _literals(node: exp.Expression) -> list[exp.Literal]:
+    return [lit for lit in node.find_all(exp.Literal)]
+
+
+def _check_literals(comparison: exp.Expression, planner: _Planner, entity: Entity) -> None:
+    """Check each literal of `dimension <op> literal(s)` against the dimension's type; time strings become typed
+    timestamp literals in place."""
+    column = comparison.this if isinstance(comparison.this, exp.Column) else None
+    if column is None:
+        return
+    if column.table:
+        owner = planner.entity(column.table, column.sql())
+        name = column.name.split(":")[0]
+        if name not in owner.dimensions:
+            return
+        dim_type = owner.dimensions[name].type
+        label = f"{column.table}.{column.name}"
+    else:
+        dim_type, label = "time", column.name
+    values = [v for k, v in comparison.args.items() if k != "this" for v in (v if isinstance(v, list) else [v])
+              if isinstance(v, exp.Expression)]
+    for value in values:
+        literal = value.this if isinstance(value, exp.Neg) else value
+        if isinstance(literal, exp.Null) or not isinstance(literal, exp.Literal | exp.Boolean):
+            continue
+        where = f"filter on {label}"
+        if isinstance(comparison, exp.Like | exp.ILike) and dim_type != "string":
+            raise QueryError(f"{where}: LIKE needs a string dimension, but {label} is a {dim_type}")
+        if dim_type == "time":
+            if not (isinstance(literal, exp.Literal) and literal.is_string):
+                raise QueryError(f"{where}: compare a time with a quoted date such as '2024-03-01', "
+                                 f"not {literal.sql()}")
+            value.replace(time_literal(parse_time(literal.this, where)))
+        elif dim_type in ("number", "integer"):
+            if not (isinstance(literal, exp.Literal) and not literal.is_string):
+                raise QueryError(f"{where}: {label} is a number; compare it with a number, not {literal.sql()}")
+        elif dim_type == "boolean":
+            if not isinstance(literal, exp.Boolean):
+                raise QueryError(f"{where}: {label} is a boolean; compare it with true or false, "
+                                 f"not {literal.sql()}")
+        elif not (isinstance(literal, exp.Literal) and literal.is_string):
+            raise QueryError(f"{where}: {label} is a string; quote the value: '{literal.sql()}'")
+
+
+def plan(model: Model, query: SemanticQuery) -> Plan:
+    """Check a query against the model and decide how to answer it; raises a QueryError subclass when it can't."""
+    return _Planner(model, query).plan()

@@ -1,0 +1,113 @@
+"""Resolving model expressions from one base entity: bare columns, related dimensions, and the joins they need.
+
+A `Scope` starts at the entity whose rows are aggregated and adds a LEFT JOIN for each entity a dimension needs,
+along the single many-to-one path to it. LEFT, so a fact row whose related row is missing keeps its row, under NULL
+dimensions. Each entity appears once, aliased by its name (AMBIGUOUS_PATH refuses a second path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from semantic.errors import UnknownFieldError, did_you_mean
+from semantic.model import GRAINS, Entity, Model
+from semantic.plan.paths import join_path
+
+
+def ident(name: str) -> exp.Identifier:
+    """Our own aliases are always quoted: entity names such as `order` are keywords in some dialects."""
+    return exp.to_identifier(name, quoted=True)  # type: ignore[return-value]
+
+
+def source_of(entity: Entity, dialect: str) -> exp.Expression:
+    """The entity's rows: its table, or its SQL as a subquery."""
+    if entity.table is not None:
+        return exp.to_table(entity.table, dialect=dialect)
+    return exp.Subquery(this=sqlglot.parse_one(entity.sql or "", read=dialect))
+
+
+@dataclass(frozen=True)
+class Join:
+    alias: str
+    source: exp.Expression
+    on: exp.Expression
+
+
+def truncate(expr: exp.Expression, grain: str) -> exp.Expression:
+    """A time at a grain: a date for day and coarser grains, a timestamp otherwise (weeks start on Monday)."""
+    truncated = exp.TimestampTrunc(this=expr, unit=exp.var(grain.upper()))
+    if GRAINS.index(grain) >= GRAINS.index("day"):
+        return exp.cast(truncated, exp.DataType.Type.DATE)
+    return truncated
+
+
+class Scope:
+    """Qualified expressions over one base entity's rows plus the joins they require."""
+
+    def __init__(self, model: Model, base: Entity) -> None:
+        self.model = model
+        self.base = base
+        self.joins: dict[str, Join] = {}
+
+    def reach(self, target: str, needed_for: str) -> str:
+        """Join along the path from the base to `target`; return the alias of `target`."""
+        previous = self.base
+        for rel in join_path(self.model, self.base.name, target, needed_for):
+            entity = self.model.entities[rel.entity]
+            if rel.entity not in self.joins:
+                on = exp.and_(*(
+                    exp.EQ(this=exp.column(fk, table=ident(previous.name)), expression=exp.column(pk, table=ident(entity.name)))
+                    for fk, pk in zip(rel.key, entity.key, strict=True)
+                ))
+                self.joins[rel.entity] = Join(rel.entity, source_of(entity, self.model.dialect), on)
+            previous = entity
+        return target
+
+    def dimension(self, owner: Entity, name: str, needed_for: str) -> exp.Expression:
+        """`owner.name` as SQL over the base's rows, joining only what is needed.
+
+        A key column of a related entity is read from the foreign key that points to it, so grouping orders by
+        `customer.customer_id` needs no join to customers.
+        """
+        dim = owner.dimensions[name]
+        path = join_path(self.model, self.base.name, owner.name, needed_for)
+        if path and name in owner.key and dim.expr == exp.column(name):
+            holder = self.model.entities[path[-2].entity] if len(path) > 1 else self.base
+            self.reach(holder.name, needed_for)
+            return exp.column(path[-1].key[owner.key.index(name)], table=ident(holder.name))
+        self.reach(owner.name, needed_for)
+        return self.qualify(dim.expr, owner, needed_for)
+
+    def time(self, entity: Entity, needed_for: str) -> exp.Expression:
+        """The entity's own time (perhaps a related entity's time dimension), unqualified by grain."""
+        if entity.time is None:
+            raise UnknownFieldError(f"{needed_for}: entity {entity.name!r} has no `time`, so it has no time axis")
+        owner_name, _, name = entity.time.rpartition(".")
+        owner = self.model.entities[owner_name] if owner_name else entity
+        return self.dimension(owner, name, needed_for)
+
+    def qualify(self, tree: exp.Expression, context: Entity, needed_for: str) -> exp.Expression:
+        """A model expression written on `context`: bare columns are its columns, `e.d` related dimensions."""
+        self.reach(context.name, needed_for)
+
+        def rewrite(node: exp.Expression) -> exp.Expression:
+            if not isinstance(node, exp.Column):
+                return node
+            if not node.table:
+                return exp.column(node.this.copy(), table=ident(context.name))
+            owner = self.model.entities.get(node.table)
+            if owner is None or node.name not in owner.dimensions:
+                raise UnknownFieldError(f"{needed_for}: unknown dimension {node.sql()!r}."
+                                        f"{did_you_mean(node.name, owner.dimensions if owner else self.model.entities)}")
+            if owner is context:
+                return self.qualify(owner.dimensions[node.name].expr, owner, needed_for)
+            resolved = self.dimension(owner, node.name, needed_for)
+            return resolved if isinstance(resolved, exp.Column) else exp.Paren(this=resolved)
+
+        return tree.copy().transform(rewrite, copy=False)
+
+    def from_clause(self) -> tuple[exp.Expression, list[Join]]:
+        return source_of(self.base, self.model.dialect), list(self.joins.values())

@@ -1,0 +1,188 @@
+"""The semantic query as plain, hashable data, and the filter language.
+
+A query's identity ignores the order of its metrics and dimensions: `canonical()` sorts them, plans and SQL are
+built from the canonical form, and only the final projection follows the order the caller asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
+
+from semantic.errors import QueryError
+from semantic.model import GRAINS
+
+# What a filter may contain; anything else (subqueries, casts, arbitrary functions) is refused before planning.
+_ALLOWED: tuple[type[exp.Expression], ...] = (
+    exp.And, exp.Or, exp.Not, exp.Paren, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between,
+    exp.Like, exp.ILike, exp.Is, exp.Null, exp.Boolean, exp.Literal, exp.Column, exp.Identifier, exp.Neg,
+    exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Lower, exp.Upper, exp.Coalesce, exp.Abs, exp.Length, exp.Trim,
+)
+_FUNCTIONS = "lower, upper, coalesce, abs, length, trim"
+_REF = re.compile(r"^(?:(?P<entity>[A-Za-z_]\w*)\.)?(?P<name>[A-Za-z_]\w*)(?::(?P<grain>[A-Za-z]+))?$")
+
+
+@dataclass(frozen=True, order=True)
+class DimensionRef:
+    """`entity.name`, `entity.name:grain`, or the reserved `time:grain` (entity None, name "time")."""
+
+    entity: str | None
+    name: str
+    grain: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DimensionRef:
+        match = _REF.match(text.strip())
+        if not match:
+            raise QueryError(f"{text!r} is not a dimension name; write `entity.dimension`, "
+                             f"`entity.dimension:grain` or `time:grain`")
+        entity, name, grain = match.group("entity"), match.group("name"), match.group("grain")
+        if grain is not None and grain.lower() not in GRAINS:
+            raise QueryError(f"{text!r}: unknown grain {grain!r}; use one of {', '.join(GRAINS)}")
+        grain = grain.lower() if grain else None
+        if entity is None:
+            if name == "time":
+                return cls(None, "time", grain)
+            raise QueryError(f"{text!r}: bare names are not allowed; write `entity.{name}` (there is no default "
+                             f"entity), or `time:grain` for each metric's own time")
+        return cls(entity, name, grain)
+
+    def __str__(self) -> str:
+        base = self.name if self.entity is None else f"{self.entity}.{self.name}"
+        return f"{base}:{self.grain}" if self.grain else base
+
+
+@dataclass(frozen=True)
+class Order:
+    item: str
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Order:
+        """`-order.revenue`, `order.revenue desc`, `order.revenue asc` or `order.revenue`."""
+        text = text.strip()
+        lowered = text.lower()
+        if text.startswith("-"):
+            return cls(text[1:].strip(), True)
+        for suffix, desc in ((" desc", True), (" asc", False)):
+            if lowered.endswith(suffix):
+                return cls(text[: -len(suffix)].strip(), desc)
+        return cls(text, False)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A parsed, allow-listed filter; equal filters have equal canonical text."""
+
+    text: str
+    tree: exp.Expression = field(compare=False, hash=False, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Filter:
+        tree = parse_filter(text)
+        return cls(tree.sql(), tree)
+
+    @classmethod
+    def of(cls, tree: exp.Expression) -> Filter:
+        check_filter(tree)
+        return cls(tree.sql(), tree)
+
+
+@dataclass(frozen=True)
+class SemanticQuery:
+    """What a consumer asked for, before it is checked against the model."""
+
+    metrics: tuple[str, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    where: Filter | None = None
+    order_by: tuple[Order, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.metrics and not self.dimensions:
+            raise QueryError("ask for at least one metric or dimension")
+        for value, what in ((self.limit, "limit"), (self.offset, "offset")):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise QueryError(f"{what} must be a whole number ≥ 0, got {value!r}")
+        for items, what in ((self.metrics, "metric"), (self.dimensions, "dimension")):
+            seen = set()
+            for item in items:
+                if item in seen:
+                    raise QueryError(f"{what} {item!r} is asked for twice")
+                seen.add(item)
+
+    def canonical(self) -> SemanticQuery:
+        """The same query with metrics and dimensions sorted: equal requests compile to equal SQL."""
+        return SemanticQuery(tuple(sorted(self.metrics)), tuple(sorted(self.dimensions)), self.where,
+                             self.order_by, self.limit, self.offset)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SemanticQuery):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def _identity(self) -> tuple[object, ...]:
+        return (frozenset(self.metrics), frozenset(self.dimensions), self.where, self.order_by, self.limit,
+                self.offset)
+
+
+def _merge_grains(tokens: list[Token]) -> list[Token]:
+    """`a.b:month` and `time:day` become one quoted identifier token `b:month`/`time:day` (sqlglot's grammar has no
+    colon suffix), so the parser yields Column(table=a, name='b:month')."""
+    merged: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if (i + 2 < len(tokens) and tokens[i + 1].token_type == TokenType.COLON
+                and tokens[i + 2].token_type == TokenType.VAR and tok.token_type != TokenType.STRING):
+            merged.append(Token(TokenType.IDENTIFIER, f"{tok.text}:{tokens[i + 2].text}", tok.line, tok.col,
+                                tok.start, tokens[i + 2].end))
+            i += 3
+            continue
+        merged.append(tok)
+        i += 1
+    return merged
+
+
+def parse_filter(text: str) -> exp.Expression:
+    """Parse the filter language into an allow-listed sqlglot tree whose columns are semantic names.
+
+    >>> parse_filter("customer.region = 'EU' and time:day >= '2024-01-01'").sql()
+    'customer.region = \\'EU\\' AND "time:day" >= \\'2024-01-01\\''
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise QueryError("the filter is empty; leave it out or write a condition such as customer.region = 'EU'")
+    dialect = DuckDB()
+    try:
+        tokens = _merge_grains(dialect.tokenize(text))
+        trees = dialect.parser().parse(tokens, text)
+    except (ParseError, TokenError) as error:
+        detail = getattr(error, "errors", None)
+        message = detail[0]["description"] if detail else str(error).splitlines()[0]
+        raise QueryError(f"cannot parse filter {text!r}: {message}") from None
+    if len(trees) != 1 or trees[0] is None:
+        raise QueryError(f"the filter {text!r} must be one condition (join several with `and`)")
+    tree = trees[0]
+    check_filter(tree)
+    return tree
+
+
+def check_filter(tree: exp.Expression) -> None:
+    """Refuse every node outside the filter language."""
+    for node in tree.walk():
+        if not isinstance(node, _ALLOWED):
+            name = node.name.upper() if isinstance(node, exp.Anonymous) else node.key.upper()
+            raise QueryError(f"{name} is not allowed in a filter ({node.sql()!r}); filters may use semantic "
+                             f"names, literals, comparisons, and/or/not, in, between, like, is null and the "
+                             f"functions {_FUNCTIONS}")
+        if isinstance(node, exp.Column) and (node.args.get("db") or node.args.get("catalog")):
+            raise QueryError(f"{node.sql()!r} is not a semantic name; write `entity.dimension` or `entity.metric`")

@@ -1,0 +1,1 @@
+"""SQL generation: Plan -> sqlglot tree -> SQL text in a dialect."""

@@ -1,0 +1,79 @@
+"""Plan -> one sqlglot SELECT. One CTE per aggregating entity, labelled with the plan step that made it; several
+entities are stitched on the dimension values, null-safely; derived metrics, metric filters, order and paging last.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from semantic.plan.planner import Aggregate, Plan
+from semantic.plan.scope import ident
+
+
+def _col(alias: str, table: str | None = None) -> exp.Column:
+    return exp.column(ident(alias), table=ident(table) if table else None)
+
+
+def build_aggregate(agg: Aggregate) -> exp.Select:
+    select = exp.select(*(exp.alias_(e, ident(a)) for a, e in (*agg.groups, *agg.measures)), copy=False)
+    select = select.from_(exp.alias_(agg.source.copy(), ident(agg.entity), table=True), copy=False)
+    for join in agg.joins:
+        select = select.join(exp.alias_(join.source.copy(), ident(join.alias), table=True), on=join.on,
+                             join_type="left", copy=False)
+    if agg.where is not None:
+        select = select.where(agg.where, copy=False)
+    if agg.groups:
+        select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(agg.groups))), copy=False)
+    return select
+
+
+def _stitch(plan: Plan, names: list[str]) -> exp.Select:
+    """Metrics of several entities, each aggregated on its own: UNION ALL then GROUP BY the dimensions. Grouping
+    treats NULLs as equal, so this is the null-safe full outer join on the dimension values; each group has at most
+    one row per entity, so MAX picks that entity's value and every group of every side survives."""
+    measures = [a for agg in plan.aggregates for a, _ in agg.measures]
+    branches = []
+    for agg, name in zip(plan.aggregates, names, strict=True):
+        own = {a for a, _ in agg.measures}
+        items = [_col(g) for g in plan.groups]
+        items += [_col(m) if m in own else exp.alias_(exp.Null(), ident(m)) for m in measures]
+        branches.append(exp.select(*items, copy=False).from_(ident(name), copy=False))
+    union: exp.Query = branches[0]
+    for branch in branches[1:]:
+        union = exp.union(union, branch, distinct=False, copy=False)
+    select = exp.select(*(_col(g) for g in plan.groups), copy=False)
+    select = select.select(*(exp.alias_(exp.Max(this=_col(m)), ident(m)) for m in measures), copy=False)
+    select = select.from_(exp.alias_(exp.Subquery(this=union), ident("stitched"), table=True), copy=False)
+    if plan.groups:
+        select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(plan.groups))), copy=False)
+    return select
+
+
+def build(plan: Plan) -> exp.Select:
+    """The whole query for a plan."""
+    ctes: list[tuple[str, exp.Select, str]] = []
+    names = []
+    for agg in plan.aggregates:
+        name = f"{agg.entity}_metrics" if agg.measures else f"{agg.entity}_values"
+        names.append(name)
+        ctes.append((name, build_aggregate(agg), agg.description))
+    if len(plan.aggregates) == 1:
+        source = names[0]
+    else:
+        source = "joined"
+        ctes.append((source, _stitch(plan, names), "Stitch the entities' metrics on the dimension values"))
+    items = [_col(g) for g in plan.groups] + [exp.alias_(e.copy(), ident(a)) for a, e in plan.metrics]
+    final = exp.select(*items, copy=False).from_(ident(source), copy=False)
+    if plan.having is not None:
+        final = final.where(plan.having.copy(), copy=False)
+    if plan.order:
+        final = final.order_by(*(exp.Ordered(this=_col(a), desc=d, nulls_first=False) for a, d in plan.order),
+                               copy=False)
+    if plan.limit is not None:
+        final = final.limit(plan.limit, copy=False)
+    if plan.offset:
+        final = final.offset(plan.offset, copy=False)
+    for name, select, label in ctes:
+        final = final.with_(ident(name), as_=select, copy=False)
+        final.args["with_"].expressions[-1].add_comments([f" {label} "])
+    return final
