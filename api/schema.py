@@ -57,8 +57,8 @@ def _filter_input(name: str, scalar: Any, ops: tuple[str, ...], description: str
     cls = type(name, (), {"__annotations__": {}})
     for op in ops:
         kind = list[scalar] | None if op in ("in", "not_in") else (bool | None if op == "is_null" else scalar | None)
-        cls.__annotations__[op] = kind
-        setattr(cls, op, strawberry.field(default=None, name=camel(op) if op != "in" else "in"))
+        cls.__annotations__[f"o_{op}"] = kind  # prefixed: `in` is not a Python name
+        setattr(cls, f"o_{op}", strawberry.field(default=None, name=camel(op)))
     return strawberry.input(cls, name=name, description=description)
 
 
@@ -453,21 +453,21 @@ class SchemaConverter:
                 continue
             column = exp.column(dim.name, table=entity.name)
             for op in ("eq", "neq", "gt", "gte", "lt", "lte"):
-                value = getattr(spec, op, None)
+                value = getattr(spec, f"o_{op}", None)
                 if value is not None:
                     conditions.append(_compare(op, column, value))
             for op in ("in", "not_in"):
-                values = getattr(spec, op, None)
+                values = getattr(spec, f"o_{op}", None)
                 if values is not None:
                     if not values:
                         raise QueryError(f"{entity.name}.{dim.name}: `{camel(op)}` needs at least one value")
                     cond = exp.In(this=column.copy(), expressions=[exp.convert(v) for v in values])
                     conditions.append(cond if op == "in" else exp.Not(this=cond))
-            if getattr(spec, "like", None) is not None:
-                conditions.append(exp.Like(this=column.copy(), expression=exp.convert(spec.like)))
-            if getattr(spec, "is_null", None) is not None:
+            if getattr(spec, "o_like", None) is not None:
+                conditions.append(exp.Like(this=column.copy(), expression=exp.convert(spec.o_like)))
+            if getattr(spec, "o_is_null", None) is not None:
                 cond = exp.Is(this=column.copy(), expression=exp.Null())
-                conditions.append(cond if spec.is_null else exp.Not(this=cond))
+                conditions.append(cond if spec.o_is_null else exp.Not(this=cond))
         for rel in entity.relationships:
             nested = getattr(where, f"r_{rel.entity}", None)
             if nested is not None:

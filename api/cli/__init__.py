@@ -1,0 +1,1 @@
+"""The command line: one command per module, grouped in `main.py`."""

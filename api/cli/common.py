@@ -1,0 +1,85 @@
+"""What the commands share: opening a model and its warehouse, query options, errors -> exit statuses."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from semantic.errors import SemanticError, WarehouseError
+from semantic.execute import SqlWarehouse
+from semantic.loader import load
+from semantic.model import Model
+from semantic.query import Filter, Order, SemanticQuery
+from semantic.service import Service
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exits(fn: F) -> F:
+    """Bad model or query: message on stderr, exit 2; warehouse failure: exit 1; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WarehouseError as error:
+            click.echo(f"error [{error.code}]: {error.message}", err=True)
+            sys.exit(1)
+        except SemanticError as error:
+            click.echo(f"error [{error.code}]: {error.message}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_model(path: str | None) -> Model:
+    return load(path or EXAMPLE)
+
+
+def warehouse_url(model: Model, override: str | None) -> str | None:
+    return override or os.environ.get("SEMANTIC_WAREHOUSE_URL") or model.warehouse
+
+
+def open_service(model: Model, override: str | None) -> Service:
+    """The model's warehouse; the example's DuckDB file is built on first use."""
+    url = warehouse_url(model, override)
+    if url is None:
+        raise WarehouseError("no warehouse: set `warehouse:` in the model, SEMANTIC_WAREHOUSE_URL or --warehouse")
+    example_file = EXAMPLE / "shop.duckdb"
+    if Path(model.source).resolve() in (EXAMPLE, EXAMPLE / "model.yaml") and url.endswith(str(example_file)):
+        from examples.shop.generate import ensure
+
+        if not example_file.exists():
+            click.echo(f"building the example data in {example_file} ...", err=True)
+        ensure(example_file)
+    return Service(model, SqlWarehouse(url))
+
+
+def query_options(fn: F) -> F:
+    options = [
+        click.option("--metric", "metrics", multiple=True, help="A metric, e.g. order.revenue (repeatable)."),
+        click.option("--by", "dimensions", multiple=True,
+                     help="A dimension, e.g. customer.region or order.ordered_at:month (repeatable)."),
+        click.option("--where", help="A filter, e.g. \"customer.region = 'EU'\"."),
+        click.option("--order-by", "order_by", multiple=True,
+                     help="An item to sort by; descending with a leading '-' (write --order-by=-order.revenue)."),
+        click.option("--limit", type=int), click.option("--offset", type=int),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def build_query(metrics: tuple[str, ...], dimensions: tuple[str, ...], where: str | None,
+                order_by: tuple[str, ...], limit: int | None, offset: int | None) -> SemanticQuery:
+    return SemanticQuery(
+        metrics=metrics, dimensions=dimensions, where=Filter.parse(where) if where is not None else None,
+        order_by=tuple(Order.parse(o) for o in order_by), limit=limit, offset=offset,
+    )

@@ -1,0 +1,22 @@
+"""`semantic compile`: print the SQL a query would run."""
+
+from __future__ import annotations
+
+import click
+
+from api.cli.common import build_query, exits, open_model, query_options
+from semantic.service import Service
+from semantic.sql.render import DIALECTS
+
+
+@click.command(name="compile")
+@click.argument("model", required=False)
+@query_options
+@click.option("--dialect", type=click.Choice(DIALECTS), help="Target dialect; default: the model's.")
+@exits
+def compile_(model: str | None, metrics: tuple[str, ...], dimensions: tuple[str, ...], where: str | None,
+             order_by: tuple[str, ...], limit: int | None, offset: int | None, dialect: str | None) -> None:
+    """Print the SQL for a query on MODEL, each step labelled, without running it."""
+    loaded = open_model(model)
+    q = build_query(metrics, dimensions, where, order_by, limit, offset)
+    click.echo(Service(loaded, None).compile(q, dialect or loaded.dialect).pretty())
