@@ -18,7 +18,9 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import ErrorCodes
 from api.names import camel, pascal
-from semantic.errors import QueryError
+from graphql import GraphQLError
+
+from semantic.errors import QueryError, SemanticError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
 from semantic.query import Filter, Order, SemanticQuery
@@ -545,9 +547,18 @@ def _shape(result: Result, items: list[tuple[tuple[str, ...], str, str]]) -> lis
     return rows
 
 
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Log only what is unexpected; refused queries are the client's to read, not the server's log's."""
+        unexpected = [e for e in errors if e.original_error is not None
+                      and not isinstance(e.original_error, SemanticError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema(model: Model) -> strawberry.Schema:
     """The GraphQL schema of a model, with parser and validation caches and limits on aliases and depth."""
-    return strawberry.Schema(
+    return _Schema(
         query=SchemaConverter(model).root(),
         types=[Grain, Direction],
         extensions=[ErrorCodes, ParserCache(maxsize=512), ValidationCache(maxsize=512),

@@ -233,7 +233,7 @@ class _Reader:
         if agg not in AGGREGATIONS:
             self.issue(node, f"metric {entity}.{name}: unknown agg {agg!r}; use one of {', '.join(AGGREGATIONS)}."
                              f"{did_you_mean(str(agg), AGGREGATIONS)}")
-            return None
+            # keep the metric, so metrics built on it are not reported as unknown too
         expr = self.sql(node, node["expr"], f"metric {entity}.{name} expr") if "expr" in node else None
         if expr is None and agg != "count":
             self.issue(node, f"metric {entity}.{name}: agg {agg!r} needs an `expr`")
@@ -364,7 +364,7 @@ def load(path: str | Path) -> Model:
     issues += reader.issues
     issues += validate(model)
     if issues:
-        raise ModelError(issues)
+        raise ModelError(sorted(issues, key=lambda i: (i.file, i.line)))
     return model
 
 

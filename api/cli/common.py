@@ -59,7 +59,7 @@ def open_service(model: Model, override: str | None) -> Service:
         if not example_file.exists():
             click.echo(f"building the example data in {example_file} ...", err=True)
         ensure(example_file)
-    return Service(model, SqlWarehouse(url))
+    return Service(model, SqlWarehouse(url, read_only=True))  # serving only reads; other processes may too
 
 
 def query_options(fn: F) -> F:

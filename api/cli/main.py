@@ -23,3 +23,7 @@ for command in (serve, query, compile_, features, validate, schema):
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

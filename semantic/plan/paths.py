@@ -45,10 +45,11 @@ def join_path(model: Model, source: str, target: str, needed_for: str) -> Path:
             f"second path as its own entity."
         )
     if all_paths(model, target, source):
+        many = describe(target, all_paths(model, target, source)[0])
         raise FanoutError(
-            f"{needed_for}: one {target} row has many {source} rows ({describe(target, all_paths(model, target, source)[0])}), "
-            f"so grouping {source} metrics by a {target} dimension would count each {source} once per {target} row. "
-            f"Ask for a metric of {target} instead, or group by a dimension of {source} or of an entity it points to."
+            f"{needed_for}: one {source} has many {target} rows ({many} is many-to-one), so grouping {source} "
+            f"metrics by a {target} dimension would count each {source} once per {target} row. Ask for a metric "
+            f"of {target} instead, or group by a dimension of {source} or of an entity it points to."
         )
     raise QueryError(
         f"{needed_for}: {target} is not related to {source} by any chain of many-to-one relationships, so its "

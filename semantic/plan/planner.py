@@ -110,7 +110,7 @@ class _Planner:
                              f"{self._guess(text, 'metrics')}")
         entity = self.entity(owner, text)
         if name not in entity.metrics:
-            hint = did_you_mean(name, entity.metrics)
+            hint = did_you_mean(text, [m.qualified for m in entity.metrics.values()])
             if name in entity.dimensions:
                 hint = f" {text!r} is a dimension; ask for it as a dimension."
             raise UnknownFieldError(f"unknown metric {text!r}.{hint}")
@@ -129,7 +129,7 @@ class _Planner:
         entity = self.entity(ref.entity, text)
         dim = entity.dimensions.get(ref.name)
         if dim is None:
-            hint = did_you_mean(ref.name, entity.dimensions)
+            hint = did_you_mean(f"{ref.entity}.{ref.name}", [f"{entity.name}.{d}" for d in entity.dimensions])
             if ref.name in entity.metrics:
                 hint = f" {ref.entity}.{ref.name} is a metric; ask for it as a metric."
             raise UnknownFieldError(f"unknown dimension {text!r}.{hint}")
