@@ -24,8 +24,8 @@ from semantic.service import Service
 MODEL_PATH = Path(__file__).resolve().parents[1] / "examples" / "shop" / "model.yaml"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 TABLES = ("customers", "products", "orders", "order_items", "page_views", "customer_daily_stats")
-PG_TYPES = {"INTEGER": "INTEGER", "BIGINT": "BIGINT", "VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION",
-            "TIMESTAMP": "TIMESTAMP"}
+PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}  # other DuckDB types (INTEGER, TIMESTAMP,
+# DECIMAL(12,2), ...) are spelled the same in PostgreSQL
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +51,7 @@ def _copy_table(source: duckdb.DuckDBPyConnection, target: psycopg.Connection, t
     """Create `table` in PostgreSQL with matching column types and COPY its rows across."""
     columns = source.execute("SELECT column_name, data_type FROM information_schema.columns "
                              "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-    target.execute(f"CREATE TABLE {table} ({', '.join(f'{name} {PG_TYPES[kind]}' for name, kind in columns)})")
+    target.execute(f"CREATE TABLE {table} ({', '.join(f'{name} {PG_TYPES.get(kind, kind)}' for name, kind in columns)})")
     names = ", ".join(name for name, _ in columns)
     with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for row in source.execute(f"SELECT {names} FROM {table}").fetchall():

@@ -79,7 +79,7 @@ def revenue_by_region(shop_file: Path) -> dict[Any, float]:
     rows = hand(shop_file, """
         select c.region, sum(case when o.status <> 'cancelled' then o.amount end)
         from orders o left join customers c on o.customer_id = c.customer_id group by 1""")
-    return dict(rows)
+    return {region: float(revenue) for region, revenue in rows}
 
 
 def test_typed_field_matches_hand_written_sql(server: str, revenue_by_region: dict[Any, float]) -> None:
@@ -186,3 +186,18 @@ def test_compile_returns_labelled_sql(server: str) -> None:
     body = gql(server, '{ compile(metrics: ["order.revenue"], dimensions: ["customer.region"], dialect: "postgres") }')
     sql = body["data"]["compile"]
     assert "LEFT JOIN customers" in sql and "Aggregate order" in sql
+
+
+def _operations() -> list[str]:
+    text = (ROOT / "examples" / "shop" / "queries.graphql").read_text()
+    return [line.split()[1] for line in text.splitlines() if line.startswith("query ")]
+
+
+@pytest.mark.parametrize("operation", _operations())
+def test_every_example_query_answers(server: str, operation: str) -> None:
+    document = (ROOT / "examples" / "shop" / "queries.graphql").read_text()
+    response = httpx.post(f"{server}/graphql", json={"query": document, "operationName": operation}, timeout=30)
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body
+    (value,) = body["data"].values()
+    assert value

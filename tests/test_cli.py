@@ -37,6 +37,7 @@ def test_query_json_equals_hand_written_sql(shop_file: Path) -> None:
         expected = dict(con.sql("""select c.region, sum(o.amount) filter (where o.status <> 'cancelled')
                                    from orders o left join customers c using (customer_id) group by 1""").fetchall())
     got = {region: revenue for region, revenue in out["rows"]}
+    expected = {k: float(v) for k, v in expected.items()}
     assert got.keys() == expected.keys()
     assert all(got[k] == pytest.approx(v, rel=1e-9) for k, v in expected.items())
 

@@ -52,7 +52,8 @@ CATEGORIES: dict[str, tuple[float, float, list[str]]] = {
     "grocery": (0.07, 8, ["Coffee", "Tea", "Olive Oil", "Honey"]),
 }
 N_PRODUCTS = 500
-INT, TS, DBL, STR = "INTEGER", "TIMESTAMP", "DOUBLE", "VARCHAR"
+INT, TS, STR = "INTEGER", "TIMESTAMP", "VARCHAR"
+DBL = "DECIMAL(12, 2)"  # money in cents: exact, so sums are the same whatever the summation order
 
 
 def _labels(values: list[str], idx: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
