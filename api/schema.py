@@ -14,6 +14,7 @@ import anyio.to_thread
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import ErrorCodes
@@ -27,8 +28,8 @@ from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Result, Service
 from semantic.sql.render import DIALECTS
 
-Temporal = strawberry.scalar(
-    NewType("Temporal", object),
+Temporal = NewType("Temporal", object)
+TEMPORAL = strawberry.scalar(
     name="Temporal",
     description="A time at its grain, ISO 8601: a date (2024-03-01) for day and coarser grains, a date-time "
                 "otherwise.",
@@ -561,6 +562,8 @@ def build_schema(model: Model) -> strawberry.Schema:
     return _Schema(
         query=SchemaConverter(model).root(),
         types=[Grain, Direction],
-        extensions=[ErrorCodes, ParserCache(maxsize=512), ValidationCache(maxsize=512),
-                    MaxAliasesLimiter(max_alias_count=50), QueryDepthLimiter(max_depth=12)],
+        config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
+        # Factories: an extension object per request. The parser and validation caches still share one LRU each.
+        extensions=[ErrorCodes, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
+                    lambda: MaxAliasesLimiter(max_alias_count=50), lambda: QueryDepthLimiter(max_depth=12)],
     )

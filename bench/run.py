@@ -95,7 +95,15 @@ def machine() -> str:
         f"python:   {platform.python_version()} ({platform.python_implementation()}, {platform.machine()})",
         f"duckdb:   {duckdb.__version__}",
         f"sqlglot:  {sqlglot.__version__} (sqlglotc {sqlglotc})",
+        f"load:     {load_average()} (1/5/15 min, at start; the cores are shared)",
     ])
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 # -- the query kinds -------------------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@ class Warehouse(Protocol):
 
 
 def _plain(value: Any) -> Any:
-    return float(value) if isinstance(value, Decimal) else value
+    """Decimals become Python numbers: whole ones (DuckDB's HUGEINT sums, NUMERIC(38,0)) ints, others floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent >= 0 else float(value)  # type: ignore[operator]
+    return value
 
 
 _DIALECTS = {"duckdb": "duckdb", "postgresql": "postgres", "postgres": "postgres", "snowflake": "snowflake",

@@ -51,7 +51,8 @@ def _copy_table(source: duckdb.DuckDBPyConnection, target: psycopg.Connection, t
     """Create `table` in PostgreSQL with matching column types and COPY its rows across."""
     columns = source.execute("SELECT column_name, data_type FROM information_schema.columns "
                              "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-    target.execute(f"CREATE TABLE {table} ({', '.join(f'{name} {PG_TYPES.get(kind, kind)}' for name, kind in columns)})")
+    definitions = ", ".join(f"{name} {PG_TYPES.get(kind, kind)}" for name, kind in columns)
+    target.execute(f"CREATE TABLE {table} ({definitions})")
     names = ", ".join(name for name, _ in columns)
     with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for row in source.execute(f"SELECT {names} FROM {table}").fetchall():

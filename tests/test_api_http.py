@@ -33,11 +33,13 @@ def shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(shop_file: Path) -> Iterator[str]:
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli.main", "serve", str(ROOT / "examples" / "shop"), "--port", str(port),
-         "--warehouse", f"duckdb:///{shop_file}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    log = shop_file.with_suffix(".log")
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli.main", "serve", str(ROOT / "examples" / "shop"), "--port", str(port),
+             "--warehouse", f"duckdb:///{shop_file}"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -48,10 +50,12 @@ def server(shop_file: Path) -> Iterator[str]:
             time.sleep(0.2)
     else:
         process.kill()
-        raise RuntimeError(f"server did not start: {process.stdout.read() if process.stdout else ''}")
+        process.wait()
+        raise RuntimeError(f"server did not start: {log.read_text()}")
     yield url
     process.terminate()
     process.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()
 
 
 def gql(server: str, query: str, headers: dict[str, str] | None = None, **variables: Any) -> dict[str, Any]:

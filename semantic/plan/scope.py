@@ -69,17 +69,11 @@ class Scope:
     def dimension(self, owner: Entity, name: str, needed_for: str) -> exp.Expression:
         """`owner.name` as SQL over the base's rows, joining only what is needed.
 
-        A key column of a related entity is read from the foreign key that points to it, so grouping orders by
-        `customer.customer_id` needs no join to customers.
+        A key of a related entity is read from the joined row, not from the foreign key: for a fact whose related
+        row is missing, `customer.customer_id` is NULL like every other customer dimension.
         """
-        dim = owner.dimensions[name]
-        path = join_path(self.model, self.base.name, owner.name, needed_for)
-        if path and name in owner.key and dim.expr == exp.column(name):
-            holder = self.model.entities[path[-2].entity] if len(path) > 1 else self.base
-            self.reach(holder.name, needed_for)
-            return exp.column(path[-1].key[owner.key.index(name)], table=ident(holder.name))
         self.reach(owner.name, needed_for)
-        return self.qualify(dim.expr, owner, needed_for)
+        return self.qualify(owner.dimensions[name].expr, owner, needed_for)
 
     def time(self, entity: Entity, needed_for: str) -> exp.Expression:
         """The entity's own time (perhaps a related entity's time dimension), unqualified by grain."""

@@ -30,13 +30,18 @@ def build_aggregate(agg: Aggregate) -> exp.Select:
 def _stitch(plan: Plan, names: list[str]) -> exp.Select:
     """Metrics of several entities, each aggregated on its own: UNION ALL then GROUP BY the dimensions. Grouping
     treats NULLs as equal, so this is the null-safe full outer join on the dimension values; each group has at most
-    one row per entity, so MAX picks that entity's value and every group of every side survives."""
-    measures = [a for agg in plan.aggregates for a, _ in agg.measures]
+    one row per entity, so MAX picks that entity's value and every group of every side survives.
+
+    A branch pads the other entities' measures with NULLs typed like the measure (an empty scalar subquery of its
+    CTE): PostgreSQL types a bare NULL column of the first branches as text and then refuses a number below it.
+    """
+    owners = {a: name for agg, name in zip(plan.aggregates, names, strict=True) for a, _ in agg.measures}
+    measures = list(owners)
     branches = []
     for agg, name in zip(plan.aggregates, names, strict=True):
         own = {a for a, _ in agg.measures}
         items = [_col(g) for g in plan.groups]
-        items += [_col(m) if m in own else exp.alias_(exp.Null(), ident(m)) for m in measures]
+        items += [_col(m) if m in own else exp.alias_(_typed_null(m, owners[m]), ident(m)) for m in measures]
         branches.append(exp.select(*items, copy=False).from_(ident(name), copy=False))
     union: exp.Query = branches[0]
     for branch in branches[1:]:
@@ -47,6 +52,10 @@ def _stitch(plan: Plan, names: list[str]) -> exp.Select:
     if plan.groups:
         select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(plan.groups))), copy=False)
     return select
+
+
+def _typed_null(measure: str, cte: str) -> exp.Expression:
+    return exp.Subquery(this=exp.select(_col(measure)).from_(ident(cte)).where(exp.false()))
 
 
 def build(plan: Plan) -> exp.Select:
