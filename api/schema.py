@@ -12,6 +12,7 @@ from typing import Any, NewType
 
 import anyio.to_thread
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
@@ -19,8 +20,6 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import ErrorCodes
 from api.names import camel, pascal
-from graphql import GraphQLError
-
 from semantic.errors import QueryError, SemanticError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model

@@ -16,6 +16,7 @@ The data file is bench/data/shop-<orders>.duckdb (seed 7), built on first use an
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -202,11 +203,15 @@ def same_rows(a: tuple[tuple[Any, ...], ...], b: tuple[tuple[Any, ...], ...]) ->
 
 # -- 1. compile --------------------------------------------------------------------------------------------------------
 
+def _compile_of(query: Any) -> Callable[[Any], Callable[[], Any]]:
+    return lambda service: (lambda: service.compile(query))
+
+
 def bench_compile(model: Any, fresh: int, repeated: int, budget_s: float) -> str:
     from semantic.service import Service
 
     kinds: list[tuple[str, Callable[[Any], Callable[[], Any]]]] = [
-        (name, (lambda q: lambda s: (lambda: s.compile(q)))(q)) for name, q in queries().items()
+        (name, _compile_of(q)) for name, q in queries().items()
     ]
     request = feature_request(model)
     kinds.append((FEATURE_KIND, lambda s: (lambda: s.compile_features(request))))
@@ -249,7 +254,7 @@ def bench_execution(service: Any, repeat: int) -> tuple[str, list[str]]:
         for i in range(repeat):
             order = [(compiled.sql, gen_ns), (hand, hand_ns)]
             for sql, into in order if i % 2 == 0 else reversed(order):
-                elapsed, _ = timed(lambda sql=sql: run(sql))
+                elapsed, _ = timed(functools.partial(run, sql))
                 into.append(elapsed)
         g, h = statistics.median(gen_ns), statistics.median(hand_ns)
         ratio = g / h
@@ -369,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as con:
-        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed table names
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                   for t in ("customers", "orders", "order_items", "page_views")}
     print("      " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     print()

@@ -22,7 +22,7 @@ T = TypeVar("T")
 def result_key(sql: str, warehouse: str, scope: str) -> str:
     """The one cache key for a result. `sql` must be the canonical (comment-free, compact) rendering.
 
-    >>> result_key("SELECT 1", "duckdb:///a.duckdb", "tenant-a") == result_key("SELECT 1", "duckdb:///a.duckdb", "tenant-b")
+    >>> result_key("SELECT 1", "duckdb:///a", "tenant-a") == result_key("SELECT 1", "duckdb:///a", "tenant-b")
     False
     """
     digest = hashlib.sha256()

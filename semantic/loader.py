@@ -280,7 +280,7 @@ class _Reader:
                 if durations[key] is None:
                     self.issue(node, f"feature {entity}.{name}: `{key}` must be a duration such as '30 days' "
                                      f"(seconds, minutes, hours, days, weeks), got {node[key]!r}")
-        if "window" in node and kinds != ["metric"] or "ttl" in node and kinds != ["latest"]:
+        if ("window" in node and kinds != ["metric"]) or ("ttl" in node and kinds != ["latest"]):
             self.issue(node, f"feature {entity}.{name}: `window` goes with `metric`, `ttl` with `latest`")
         kind = {"metric": "metric", "latest": "latest", "dimension": "dimension", "expr": "derived"}[kinds[0]]
         description, where = str(node.get("description", "")).strip(), self.where(node)
@@ -315,7 +315,8 @@ def load(path: str | Path) -> Model:
     issues: list[Issue] = []
     for file in _files(root):
         try:
-            documents.append((str(file), yaml.load(file.read_text(), Loader=_LineLoader)))  # noqa: S506 - safe
+            # _LineLoader is a SafeLoader: it only adds line numbers to mappings.
+            documents.append((str(file), yaml.load(file.read_text(), Loader=_LineLoader)))  # noqa: S506
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             issues.append(Issue(f"invalid YAML: {getattr(error, 'problem', error)}", str(file),

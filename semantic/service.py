@@ -106,7 +106,9 @@ class Service:
 
 
 
-    def compile_features(self, request: FeatureRequest, dialect: str | None = None) -> tuple[str, tuple[OutputColumn, ...]]:
+    def compile_features(self, request: FeatureRequest, dialect: str | None = None
+                         ) -> tuple[str, tuple[OutputColumn, ...]]:
+        """The SQL of a feature request and its output columns."""
         tree, columns = build_features(self.model, request)
         return render(tree, dialect or self.dialect), columns
 

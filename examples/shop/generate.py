@@ -35,11 +35,16 @@ CHANNELS, CHANNEL_P = ["web", "mobile", "store"], [0.5, 0.35, 0.15]
 PAGES, PAGE_P = ["home", "search", "product", "cart", "checkout"], [0.25, 0.2, 0.4, 0.1, 0.05]
 # Relative traffic per hour of day (UTC): quiet nights, evening peak.
 HOUR_W = np.array([2, 1, 1, 1, 1, 2, 3, 5, 6, 7, 7, 8, 8, 7, 7, 7, 8, 9, 10, 11, 11, 9, 6, 4], float)
-FIRST = ("Ada Ben Chloe Dmitri Elena Farid Grace Hiro Ines Jonas Kofi Lena Mateo Nina Omar Priya Quinn Rosa Sven "
-         "Tariq Uma Victor Wen Yara Zoe").split()
-LAST = ("Smith Garcia Mueller Tanaka Rossi Silva Novak Kim Okafor Jensen Dubois Kowalski Haddad Chen Larsen Moreau "
-        "Costa Ivanova Patel Brown").split()
-ADJECTIVES = "Classic Deluxe Eco Compact Premium Everyday Vintage Smart".split()
+FIRST = [
+    "Ada", "Ben", "Chloe", "Dmitri", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kofi", "Lena",
+    "Mateo", "Nina", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Victor", "Wen", "Yara",
+    "Zoe",
+]
+LAST = [
+    "Smith", "Garcia", "Mueller", "Tanaka", "Rossi", "Silva", "Novak", "Kim", "Okafor", "Jensen", "Dubois",
+    "Kowalski", "Haddad", "Chen", "Larsen", "Moreau", "Costa", "Ivanova", "Patel", "Brown",
+]
+ADJECTIVES = ["Classic", "Deluxe", "Eco", "Compact", "Premium", "Everyday", "Vintage", "Smart"]
 # category: (share of catalogue, median price, nouns)
 CATEGORIES: dict[str, tuple[float, float, list[str]]] = {
     "books": (0.2, 15, ["Novel", "Cookbook", "Atlas", "Biography"]),
@@ -113,7 +118,7 @@ def _build(con: duckdb.DuckDBPyConnection, n_orders: int, seed: int) -> None:
     price_cents = np.clip(np.round(np.exp(rng.normal(np.log(median), 0.5)) * 100), 200, 50_000).astype(np.int64)
     adj, noun = rng.integers(0, len(ADJECTIVES), N_PRODUCTS), rng.integers(0, 4, N_PRODUCTS)
     names = [f"{ADJECTIVES[a]} {CATEGORIES[cats[c]][2][k]} {i + 1}"
-             for i, (a, c, k) in enumerate(zip(adj, cat_idx, noun))]
+             for i, (a, c, k) in enumerate(zip(adj, cat_idx, noun, strict=False))]
     products = pa.table({"product_id": np.arange(1, N_PRODUCTS + 1), "name": names,
                          "category": _labels(cats, cat_idx), "price": price_cents / 100})
     popularity = 1.0 / rng.permutation(np.arange(1, N_PRODUCTS + 1)) ** 0.8  # Zipf-like best sellers

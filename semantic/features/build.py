@@ -58,7 +58,7 @@ def _latest_feature(model: Model, entity: Entity, feature: Feature, request: Fea
     owner_name, _, name = (feature.ref or "").rpartition(".")
     owner = model.entities[owner_name]
     rel = owner.relationship_to(entity.name)
-    assert rel is not None  # noqa: S101 - validation guarantees the relationship
+    assert rel is not None
     scope = Scope(model, owner)
     needed = f"feature {entity.name}.{feature.name}"
     event_time = scope.time(owner, needed)
@@ -138,7 +138,7 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
             else:
                 values[name] = column
         else:
-            assert feature.expr is not None  # noqa: S101 - derived features always have an expr
+            assert feature.expr is not None
             values[name] = feature.expr.copy().transform(
                 lambda n: exp.Paren(this=value_of(n.name, (*trail, name)).copy()) if isinstance(n, exp.Column) else n,
                 copy=False)

@@ -62,6 +62,7 @@ def _key(entity: Entity, value: Any) -> tuple[Any, ...]:
     for column, item in zip(columns, values, strict=True):
         kind = entity.dimensions[column].type
         allowed = _PYTHON.get(kind)
-        if item is None or (allowed and (not isinstance(item, allowed) or isinstance(item, bool) != (kind == "boolean"))):
+        wrong_bool = isinstance(item, bool) != (kind == "boolean")  # bool is an int in Python; not here
+        if item is None or (allowed and (not isinstance(item, allowed) or wrong_bool)):
             raise QueryError(f"key column {entity.name}.{column} is a {kind}; got {item!r}")
     return values

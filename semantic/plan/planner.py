@@ -239,7 +239,7 @@ class _Planner:
                 return inner if isinstance(inner, exp.Column) else exp.Paren(this=inner)
             return node
 
-        assert metric.expr is not None  # noqa: S101 - loader guarantees derived metrics have an expr
+        assert metric.expr is not None
         return metric.expr.copy().transform(rewrite, copy=False)
 
     def _metric_filter(self, tree: exp.Expression, measures: dict[str, Metric]) -> exp.Expression:
@@ -319,7 +319,7 @@ class _Planner:
                 dim_type = "time"
             else:
                 owner, ref, _ = self.dimension(ref, node.sql())
-                assert owner is not None  # noqa: S101 - a named dimension always has an owner
+                assert owner is not None
                 expr = scope.dimension(owner, ref.name, f"filter on {ref}")
                 dim_type = owner.dimensions[ref.name].type
             if ref.grain:

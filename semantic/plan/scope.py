@@ -59,7 +59,8 @@ class Scope:
             entity = self.model.entities[rel.entity]
             if rel.entity not in self.joins:
                 on = exp.and_(*(
-                    exp.EQ(this=exp.column(fk, table=ident(previous.name)), expression=exp.column(pk, table=ident(entity.name)))
+                    exp.EQ(this=exp.column(fk, table=ident(previous.name)),
+                           expression=exp.column(pk, table=ident(entity.name)))
                     for fk, pk in zip(rel.key, entity.key, strict=True)
                 ))
                 self.joins[rel.entity] = Join(rel.entity, source_of(entity, self.model.dialect), on)
@@ -94,8 +95,9 @@ class Scope:
                 return exp.column(node.this.copy(), table=ident(context.name))
             owner = self.model.entities.get(node.table)
             if owner is None or node.name not in owner.dimensions:
+                known = owner.dimensions if owner else self.model.entities
                 raise UnknownFieldError(f"{needed_for}: unknown dimension {node.sql()!r}."
-                                        f"{did_you_mean(node.name, owner.dimensions if owner else self.model.entities)}")
+                                        f"{did_you_mean(node.name, known)}")
             if owner is context:
                 return self.qualify(owner.dimensions[node.name].expr, owner, needed_for)
             resolved = self.dimension(owner, node.name, needed_for)
