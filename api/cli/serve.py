@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 import uvicorn
+from starlette.applications import Starlette
 
 from api.cli.common import exits, open_model, open_service
 
@@ -17,29 +20,26 @@ from api.cli.common import exits, open_model, open_service
 @exits
 def serve(model: str | None, host: str, port: int, workers: int, warehouse: str | None) -> None:
     """Serve MODEL (default: the example shop, its data built on first use) at http://HOST:PORT/graphql."""
-    from api.app import create_app
+    from api.app import create_app  # imported here: the other commands need no web stack
 
     service = open_service(open_model(model), warehouse)
-    click.echo(f"serving {service.model.name} on {service.warehouse.identity if service.warehouse else '-'} at "
-               f"http://{host}:{port}/graphql", err=True)
-    if workers > 1:
-        import os
-
-        os.environ["SEMANTIC_MODEL"] = service.model.source
-        if service.warehouse is not None:
-            os.environ["SEMANTIC_WAREHOUSE_URL"] = service.engine_url if hasattr(service, "engine_url") else \
-                str(service.warehouse.engine.url.render_as_string(hide_password=False))  # type: ignore[attr-defined]
-        service.warehouse.close() if service.warehouse else None
-        uvicorn.run("api.cli.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning")
+    identity = service.warehouse.identity if service.warehouse else "-"
+    click.echo(f"serving {service.model.name} on {identity} at http://{host}:{port}/graphql", err=True)
+    if workers == 1:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
         return
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    # Several processes: each opens the model and warehouse itself (and has its own cache).
+    os.environ["SEMANTIC_MODEL"] = service.model.source
+    if warehouse:
+        os.environ["SEMANTIC_WAREHOUSE_URL"] = warehouse
+    if service.warehouse is not None:
+        service.warehouse.close()
+    uvicorn.run("api.cli.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
 
 
-def app_from_env() -> object:
-    """For multi-process serving: each worker opens the model and warehouse named in the environment."""
-    import os
-
+def app_from_env() -> Starlette:
+    """The app of one worker process, from SEMANTIC_MODEL and SEMANTIC_WAREHOUSE_URL."""
     from api.app import create_app
 
     return create_app(open_service(open_model(os.environ["SEMANTIC_MODEL"]), None))
