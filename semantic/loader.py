@@ -22,6 +22,7 @@ from semantic.model import (
     Feature,
     Metric,
     Model,
+    Period,
     Relationship,
     Where,
 )
@@ -60,6 +61,21 @@ def parse_duration(text: Any) -> timedelta | None:
     if not match:
         return None
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+_PERIOD = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|quarter|year)s?\s*$", re.IGNORECASE)
+
+
+def parse_period(text: Any) -> Period | None:
+    """A calendar length such as "1 month"; None when the text is not one.
+
+    >>> parse_period("3 Months")
+    Period(count=3, unit='month')
+    """
+    match = _PERIOD.match(str(text))
+    if not match or int(match.group(1)) < 1:
+        return None
+    return Period(int(match.group(1)), match.group(2).lower())
 
 
 class _Reader:
@@ -218,11 +234,8 @@ class _Reader:
         if name is None:
             return None
         where, description = self.where(node), str(node.get("description", "")).strip()
-        for later in ("metric", "window", "grain_to_date", "offset"):
-            if later in node:
-                self.issue(node, f"metric {entity}.{name}: cumulative and period-over-period metrics "
-                                 f"(`{later}`) are not supported yet")
-                return None
+        if "metric" in node or any(k in node for k in ("window", "grain_to_date", "offset")):
+            return self.windowed_metric(node, entity, name, description, where)
         if "agg" not in node:
             if "expr" not in node:
                 self.issue(node, f"metric {entity}.{name} needs `agg` (a simple metric) or `expr` (derived)")
@@ -244,6 +257,42 @@ class _Reader:
         return Metric(name, entity, "simple", agg=agg, expr=expr, filter=filt,
                       percentile=float(percentile) if agg == "percentile" else None,
                       description=description, where=where)
+
+    def windowed_metric(self, node: Any, entity: str, name: str, description: str, where: Where) -> Metric | None:
+        """A cumulative (`window` or `grain_to_date`) or period-over-period (`offset`) metric over `metric`."""
+        what = f"metric {entity}.{name}"
+        base = node.get("metric")
+        if not isinstance(base, str) or not _NAME.match(base):
+            self.issue(node, f"{what}: `metric` must name a metric of {entity!r} (the one to accumulate or offset)")
+            return None
+        for key in ("agg", "expr", "filter", "percentile"):
+            if key in node:
+                self.issue(node, f"{what}: `{key}` does not go with `metric`; put it on the base metric {base!r}")
+        kinds = [k for k in ("window", "grain_to_date", "offset") if k in node]
+        if len(kinds) != 1:
+            self.issue(node, f"{what}: give exactly one of `window` (e.g. '7 days' or 'unbounded'), "
+                             f"`grain_to_date` (e.g. month) or `offset` (e.g. '1 year'), got {kinds or 'none'}")
+            return None
+        kind = kinds[0]
+        if kind == "grain_to_date":
+            grain = node[kind]
+            if grain not in GRAINS:
+                self.issue(node, f"{what}: `grain_to_date` must be one of {', '.join(GRAINS)}, got {grain!r}."
+                                 f"{did_you_mean(str(grain), GRAINS)}")
+                return None
+            return Metric(name, entity, "cumulative", base=base, grain_to_date=grain, description=description,
+                          where=where)
+        if kind == "window" and str(node[kind]).strip().lower() == "unbounded":
+            return Metric(name, entity, "cumulative", base=base, description=description, where=where)
+        period = parse_period(node[kind])
+        if period is None:
+            self.issue(node, f"{what}: `{kind}` must be a length such as '7 days', '1 month' or '1 year'"
+                             f"{' or unbounded' if kind == 'window' else ''}, got {node[kind]!r}")
+            return None
+        if kind == "window":
+            return Metric(name, entity, "cumulative", base=base, window=period, description=description,
+                          where=where)
+        return Metric(name, entity, "offset", base=base, offset=period, description=description, where=where)
 
     def relationship(self, node: Any, entity: str) -> Relationship | None:
         if not self.keys(node, ("entity", "key", "type", "description"), "relationship"):

@@ -43,21 +43,38 @@ class Dimension:
     where: Where = field(default_factory=Where)
 
 
+@dataclass(frozen=True)
+class Period:
+    """A calendar length: `7 days`, `1 month`, `2 quarters`. Months are calendar months, not 30 days."""
+
+    count: int
+    unit: str  # one of GRAINS
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.unit}{'s' if self.count != 1 else ''}"
+
+
 @dataclass(frozen=True, eq=False)
 class Metric:
     """An aggregate owned by one entity.
 
-    `kind` is "simple" (agg over expr, optional filter) or "derived" (expr over other metrics, whose bare names
-    mean this entity's metrics and `entity.metric` another's).
+    `kind` is "simple" (agg over expr, optional filter), "derived" (expr over other metrics, whose bare names
+    mean this entity's metrics and `entity.metric` another's), "cumulative" (`base` over a trailing `window`, from
+    the start of the `grain_to_date` period, or over everything before when both are None), or "offset" (`base`
+    of the period `offset` earlier).
     """
 
     name: str
     entity: str
-    kind: Literal["simple", "derived"]
+    kind: Literal["simple", "derived", "cumulative", "offset"]
     agg: str | None = None
     expr: exp.Expression | None = None
     filter: exp.Expression | None = None
     percentile: float | None = None
+    base: str | None = None  # the metric a cumulative or offset metric is built on, of the same entity
+    window: Period | None = None
+    grain_to_date: str | None = None
+    offset: Period | None = None
     description: str = ""
     where: Where = field(default_factory=Where)
 

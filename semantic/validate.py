@@ -121,6 +121,32 @@ def _cycles(model: Model) -> Iterator[Issue]:
             yield from visit(f"{entity.name}.{name}", ())
 
 
+# Aggregates whose value over several periods follows from the per-period values (sum of sums, max of maxes).
+ACCUMULABLE = ("sum", "count", "min", "max")
+
+
+def check_windowed_metrics(model: Model) -> Iterator[Issue]:
+    """Cumulative and offset metrics build on a simple metric of the same entity, on an entity with a time."""
+    for entity in model.entities.values():
+        for metric in entity.metrics.values():
+            if metric.kind not in ("cumulative", "offset"):
+                continue
+            what = f"metric {metric.qualified}"
+            base = entity.metrics.get(metric.base or "")
+            if base is None:
+                yield _issue(metric.where, f"{what}: unknown metric {metric.base!r} of {entity.name!r}."
+                                           f"{did_you_mean(metric.base or '', entity.metrics)}")
+                continue
+            if entity.time is None:
+                yield _issue(metric.where, f"{what}: {entity.name!r} has no `time`, so it has no periods")
+            if base.kind != "simple":
+                yield _issue(metric.where, f"{what}: {metric.kind} metrics build on a simple metric; "
+                                           f"{base.qualified} is {base.kind}")
+            elif metric.kind == "cumulative" and base.agg not in ACCUMULABLE:
+                yield _issue(metric.where, f"{what}: a {base.agg} cannot be accumulated from per-period values; "
+                                           f"cumulative metrics build on {', '.join(ACCUMULABLE)}")
+
+
 def check_features(model: Model) -> Iterator[Issue]:
     for entity in model.entities.values():
         for feature in entity.features.values():
@@ -162,7 +188,7 @@ def check_features(model: Model) -> Iterator[Issue]:
 
 
 RULES: tuple[Rule, ...] = (check_relationships, check_times, check_expressions, check_derived_metrics,
-                           check_features)
+                           check_windowed_metrics, check_features)
 
 
 def validate(model: Model) -> list[Issue]:

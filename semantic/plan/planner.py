@@ -32,8 +32,24 @@ class OutputColumn:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A cumulative or offset metric: `function(base) OVER (PARTITION BY the other groups [, reset period]
+    ORDER BY the period <spec>)` over an entity's per-period series."""
+
+    alias: str
+    base: str  # alias of the base measure in the series
+    function: type[exp.Expression]  # exp.Sum, exp.Min or exp.Max
+    spec: exp.WindowSpec
+    reset: str | None = None  # grain_to_date: the running total restarts at each period of this grain
+
+
+@dataclass(frozen=True)
 class Aggregate:
-    """One entity's metrics aggregated over its own rows at the query grain."""
+    """One entity's metrics aggregated over its own rows at the query grain.
+
+    With `windows`, the aggregate is a per-period series of base measures (time filters left out), and the
+    windows computed over it are its outputs; `after` then selects the reported periods.
+    """
 
     entity: str
     source: exp.Expression
@@ -41,11 +57,18 @@ class Aggregate:
     groups: tuple[tuple[str, exp.Expression], ...]
     measures: tuple[tuple[str, exp.Expression], ...]
     where: exp.Expression | None
+    windows: tuple[Window, ...] = ()
+    period: str | None = None  # alias of the time group the windows order by
+    after: exp.Expression | None = None
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(w.alias for w in self.windows) if self.windows else tuple(a for a, _ in self.measures)
 
     @property
     def description(self) -> str:
-        what = ", ".join(a for a, _ in self.measures) or "distinct values"
-        return f"Aggregate {self.entity}: {what}"
+        what = ", ".join(self.outputs) or "distinct values"
+        return f"{'Accumulate' if self.windows else 'Aggregate'} {self.entity}: {what}"
 
 
 @dataclass(frozen=True)
@@ -180,19 +203,23 @@ class _Planner:
 
         groups = tuple(alias for _, _, col in dims for alias in [col.alias])
         by_entity: dict[str, list[Metric]] = {}
+        windowed: dict[str, list[Metric]] = {}
         for metric in measures.values():
-            by_entity.setdefault(metric.entity, []).append(metric)
-        if not by_entity:
+            (by_entity if metric.kind == "simple" else windowed).setdefault(metric.entity, []).append(metric)
+        if not by_entity and not windowed:
             base = self._dimension_base([ref for _, ref, _ in dims], dim_filters)
             by_entity[base.name] = []
         aggregates = tuple(
             self._aggregate(self.model.entities[name], metrics, dims, dim_filters)
             for name, metrics in sorted(by_entity.items())
+        ) + tuple(
+            self._windowed(self.model.entities[name], metrics, dims, dim_filters)
+            for name, metrics in sorted(windowed.items())
         )
 
         columns = [col for _, _, col in dims]
         for metric in requested:
-            kind = "integer" if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else "number"
+            kind = "integer" if self._counts(metric) else "number"
             columns.append(OutputColumn(metric.qualified, alias_of(metric.qualified), kind, "metric",
                                         metric.description))
         by_name = {col.name: col.alias for col in columns}
@@ -223,9 +250,15 @@ class _Planner:
         raise UnknownFieldError(f"unknown name {column.table}.{column.name!r} in the filter."
                                 f"{did_you_mean(name, [*entity.dimensions, *entity.metrics])}")
 
+    def _counts(self, metric: Metric) -> bool:
+        """Whether a metric's values are whole counts (so typed integer)."""
+        if metric.kind in ("cumulative", "offset"):
+            metric = self.model.entities[metric.entity].metrics[metric.base or ""]
+        return metric.kind == "simple" and metric.agg in ("count", "count_distinct")
+
     def _expand(self, metric: Metric, measures: dict[str, Metric], trail: tuple[str, ...]) -> exp.Expression:
         """A metric as an expression over measure aliases; derived metrics expand recursively."""
-        if metric.kind == "simple":
+        if metric.kind != "derived":
             measures.setdefault(metric.qualified, metric)
             return exp.column(ident(alias_of(metric.qualified)))
         if metric.qualified in trail:
@@ -285,6 +318,61 @@ class _Planner:
         return Aggregate(entity.name, source, tuple(joins), tuple(groups), tuple(measures),
                          exp.and_(*where) if where else None)
 
+    def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
+                  filters: list[exp.Expression]) -> Aggregate:
+        """Cumulative and offset metrics of one entity: a per-period series of their base metrics with every filter
+        but those on the time axis, window functions over it, then the time filters choose reported periods."""
+        names = ", ".join(m.qualified for m in metrics)
+        owner_name, _, time_name = (entity.time or "").rpartition(".")
+        time_owner = owner_name or entity.name
+        periods = [(col.alias, ref) for _, ref, col in dims
+                   if ref.entity is None or (ref.entity, ref.name) == (time_owner, time_name)]
+        if len(periods) != 1:
+            raise QueryError(
+                f"{names} report a value per period, so the query needs exactly one time dimension on "
+                f"{entity.name}'s time axis (time:<grain> or {time_owner}.{time_name}:<grain>); "
+                f"it has {len(periods)}")
+        period, ref = periods[0]
+        grain = ref.grain or "day"
+
+        def on_time_axis(tree: exp.Expression) -> bool:
+            columns = list(tree.find_all(exp.Column))
+            return bool(columns) and all(
+                (not c.table and c.name.split(":")[0] == "time")
+                or (c.table == time_owner and c.name.split(":")[0] == time_name) for c in columns)
+
+        before = [f for f in filters if not on_time_axis(f)]
+        after = [self._period_filter(f, period) for f in filters if on_time_axis(f)]
+        bases = {m.base or "": entity.metrics[m.base or ""] for m in metrics}
+        series = self._aggregate(entity, list(bases.values()), dims, before)
+        windows = []
+        for metric in metrics:
+            base = bases[metric.base or ""]
+            function = {"min": exp.Min, "max": exp.Max}.get(base.agg or "", exp.Sum)
+            if metric.kind == "offset":
+                function = exp.Max  # the frame holds at most the one row of the earlier period
+            spec, reset = _frame(metric, grain)
+            windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, spec, reset))
+        return Aggregate(entity.name, series.source, series.joins, series.groups, series.measures, series.where,
+                         tuple(windows), period, exp.and_(*after) if after else None)
+
+    def _period_filter(self, tree: exp.Expression, period: str) -> exp.Expression:
+        """A time-axis filter over the reported period column (typed literals, the filter's own grain)."""
+        original = tree.copy()
+        for comparison in original.find_all(*_COMPARISONS):
+            if isinstance(comparison.this, exp.Column):
+                comparison.set("this", exp.column(exp.to_identifier(comparison.this.name, quoted=True)))
+                _check_literals(comparison, self, None)  # type: ignore[arg-type]
+
+        def rewrite(node: exp.Expression) -> exp.Expression:
+            if not isinstance(node, exp.Column):
+                return node
+            grain = node.name.partition(":")[2]
+            column = exp.column(ident(period))
+            return truncate(column, grain) if grain else column
+
+        return original.transform(rewrite, copy=False)
+
     def _measure(self, metric: Metric, scope: Scope) -> exp.Expression:
         entity = self.model.entities[metric.entity]
         needed = f"metric {metric.qualified}"
@@ -331,6 +419,58 @@ class _Planner:
         for comparison in original.find_all(*_COMPARISONS):
             _check_literals(comparison, self, entity)
         return original.transform(rewrite, copy=False)
+
+
+_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+def _interval(count: int, unit: str) -> exp.Expression:
+    if unit == "quarter":
+        count, unit = count * 3, "month"
+    return exp.Interval(this=exp.Literal.string(str(count)), unit=exp.var(unit.upper()))
+
+
+def _frame(metric: Metric, grain: str) -> tuple[exp.WindowSpec, str | None]:
+    """The window frame, over a series with one row per period of `grain`, that yields the metric's value for
+    each period: its value as of the period's end (cumulative) or the value `offset` earlier (offset)."""
+    what = f"{metric.qualified} at {grain} grain"
+    if metric.kind == "offset":
+        assert metric.offset is not None
+        unit, count = metric.offset.unit, metric.offset.count
+        fits = (GRAINS.index(unit) >= GRAINS.index(grain) and grain != "week" and unit != "week"
+                and (grain not in _MONTHS or (unit in _MONTHS and count * _MONTHS[unit] % _MONTHS[grain] == 0))) \
+            or (grain == "week" and unit == "week") or (grain in _SECONDS and unit == "week")
+        if not fits:
+            raise QueryError(f"{what}: an offset of {metric.offset} does not land on the start of a {grain}; ask "
+                             f"for the metric at a grain the offset is a whole number of")
+        interval = _interval(count, unit)
+        return exp.WindowSpec(kind="RANGE", start=interval, start_side="PRECEDING", end=interval.copy(),
+                              end_side="PRECEDING"), None
+    running = exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW")
+    if metric.grain_to_date is not None:
+        reset = metric.grain_to_date
+        nested = GRAINS.index(reset) >= GRAINS.index(grain) and not (grain == "week" and reset != "week"
+                                                                       and reset in _MONTHS)
+        if not nested:
+            raise QueryError(f"{what}: {grain}s do not nest inside {reset}s; ask for it at a grain of {reset} "
+                             f"or finer that fits inside one")
+        return running, reset
+    if metric.window is None:
+        return running, None
+    count, unit = metric.window.count, metric.window.unit
+    if grain in _MONTHS and unit in _MONTHS and count * _MONTHS[unit] % _MONTHS[grain] == 0:
+        preceding = count * _MONTHS[unit] - _MONTHS[grain]
+        return exp.WindowSpec(kind="RANGE", start=_interval(preceding, "month"), start_side="PRECEDING",
+                              end="CURRENT ROW"), None
+    if grain in _SECONDS and unit in _SECONDS and count * _SECONDS[unit] % _SECONDS[grain] == 0:
+        preceding = count * _SECONDS[unit] // _SECONDS[grain] - 1
+        step = "day" if grain == "week" else grain
+        per_step = 7 if grain == "week" else 1
+        return exp.WindowSpec(kind="RANGE", start=_interval(preceding * per_step, step), start_side="PRECEDING",
+                              end="CURRENT ROW"), None
+    raise QueryError(f"{what}: a {metric.window} window is not a whole number of {grain}s, which is not supported "
+                     f"yet; ask for it at a grain the window is made of (e.g. day for days, month for months)")
 
 
 def _conjuncts(tree: exp.Expression) -> list[exp.Expression]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from semantic.plan.planner import Aggregate, Plan
-from semantic.plan.scope import ident
+from semantic.plan.scope import ident, truncate
 
 
 def _col(alias: str, table: str | None = None) -> exp.Column:
@@ -35,11 +35,11 @@ def _stitch(plan: Plan, names: list[str]) -> exp.Select:
     A branch pads the other entities' measures with NULLs typed like the measure (an empty scalar subquery of its
     CTE): PostgreSQL types a bare NULL column of the first branches as text and then refuses a number below it.
     """
-    owners = {a: name for agg, name in zip(plan.aggregates, names, strict=True) for a, _ in agg.measures}
+    owners = {a: name for agg, name in zip(plan.aggregates, names, strict=True) for a in agg.outputs}
     measures = list(owners)
     branches = []
     for agg, name in zip(plan.aggregates, names, strict=True):
-        own = {a for a, _ in agg.measures}
+        own = set(agg.outputs)
         items = [_col(g) for g in plan.groups]
         items += [_col(m) if m in own else exp.alias_(_typed_null(m, owners[m]), ident(m)) for m in measures]
         branches.append(exp.select(*items, copy=False).from_(ident(name), copy=False))
@@ -58,11 +58,38 @@ def _typed_null(measure: str, cte: str) -> exp.Expression:
     return exp.Subquery(this=exp.select(_col(measure)).from_(ident(cte)).where(exp.false()))
 
 
+def build_windows(agg: Aggregate, series: str) -> exp.Select:
+    """Window functions over an entity's per-period series; the time filters then pick the reported periods."""
+    items: list[exp.Expression] = [_col(a) for a, _ in agg.groups]
+    others = [a for a, _ in agg.groups if a != agg.period]
+    for window in agg.windows:
+        partition: list[exp.Expression] = [_col(a) for a in others]
+        if window.reset is not None:
+            partition.append(truncate(_col(agg.period or ""), window.reset))
+        over = exp.Window(this=window.function(this=_col(window.base)), partition_by=partition,
+                          order=exp.Order(expressions=[exp.Ordered(this=_col(agg.period or ""))]),
+                          spec=window.spec.copy())
+        items.append(exp.alias_(over, ident(window.alias)))
+    select = exp.select(*items, copy=False).from_(ident(series), copy=False)
+    if agg.after is None:
+        return select
+    # WHERE runs before window functions, so the period filter wraps the windowed rows.
+    return exp.select("*").from_(exp.alias_(exp.Subquery(this=select), ident("windowed"), table=True)).where(
+        agg.after.copy())
+
+
 def build(plan: Plan) -> exp.Select:
     """The whole query for a plan."""
     ctes: list[tuple[str, exp.Select, str]] = []
     names = []
     for agg in plan.aggregates:
+        if agg.windows:
+            series = f"{agg.entity}_series"
+            ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per period: "
+                                                       f"{', '.join(a for a, _ in agg.measures)}"))
+            names.append(f"{agg.entity}_windows")
+            ctes.append((names[-1], build_windows(agg, series), agg.description))
+            continue
         name = f"{agg.entity}_metrics" if agg.measures else f"{agg.entity}_values"
         names.append(name)
         ctes.append((name, build_aggregate(agg), agg.description))
