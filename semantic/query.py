@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from semantic.errors import QueryError
+from semantic.errors import QueryError, did_you_mean
 from semantic.model import GRAINS
 
 # What a filter may contain; anything else (subqueries, casts, arbitrary functions) is refused before planning.
@@ -103,8 +104,11 @@ class SemanticQuery:
     order_by: tuple[Order, ...] = ()
     limit: int | None = None
     offset: int | None = None
+    timezone: str | None = None  # IANA name; periods are cut in this zone (stored naive times are UTC)
 
     def __post_init__(self) -> None:
+        if self.timezone is not None:
+            check_timezone(self.timezone)
         if not self.metrics and not self.dimensions:
             raise QueryError("ask for at least one metric or dimension")
         for value, what in ((self.limit, "limit"), (self.offset, "offset")):
@@ -120,7 +124,7 @@ class SemanticQuery:
     def canonical(self) -> SemanticQuery:
         """The same query with metrics and dimensions sorted: equal requests compile to equal SQL."""
         return SemanticQuery(tuple(sorted(self.metrics)), tuple(sorted(self.dimensions)), self.where,
-                             self.order_by, self.limit, self.offset)
+                             self.order_by, self.limit, self.offset, self.timezone)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SemanticQuery):
@@ -132,7 +136,17 @@ class SemanticQuery:
 
     def _identity(self) -> tuple[object, ...]:
         return (frozenset(self.metrics), frozenset(self.dimensions), self.where, self.order_by, self.limit,
-                self.offset)
+                self.offset, self.timezone)
+
+
+def check_timezone(name: str) -> None:
+    """Refuse a name that is not an IANA time zone, with a suggestion."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = did_you_mean(name, available_timezones())
+        raise QueryError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris' or 'UTC'.{hint}"
+                         ) from None
 
 
 def _merge_grains(tokens: list[Token]) -> list[Token]:

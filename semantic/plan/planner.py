@@ -9,7 +9,8 @@ filters apply after aggregation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlglot import exp
 
@@ -17,6 +18,7 @@ from semantic.errors import QueryError, UnknownFieldError, did_you_mean
 from semantic.model import GRAINS, Entity, Metric, Model
 from semantic.plan.paths import all_paths
 from semantic.plan.scope import Join, Scope, ident, truncate
+from semantic.plan.timefilter import raw_range, to_utc
 from semantic.query import DimensionRef, SemanticQuery
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
@@ -93,17 +95,16 @@ def time_type(grain: str) -> str:
     return "date" if GRAINS.index(grain) >= GRAINS.index("day") else "datetime"
 
 
-def parse_time(text: str, where: str) -> datetime:
-    """An ISO date or date-time; aware values become naive UTC (naive timestamps are UTC)."""
+def parse_time(text: str, where: str, timezone: str | None = None) -> datetime:
+    """An ISO date or date-time as a naive value: aware values are converted to UTC, or to `timezone` (wall-clock
+    time there) when given; naive values are taken as they are."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise QueryError(f"{where}: {text!r} is not a date or date-time; write ISO 8601 such as '2024-03-01' or "
                          f"'2024-03-01T12:00:00'") from None
     if value.tzinfo is not None:
-        from datetime import UTC
-
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        value = value.astimezone(ZoneInfo(timezone) if timezone else UTC).replace(tzinfo=None)
     return value
 
 
@@ -311,7 +312,7 @@ class _Planner:
                 expr = scope.time(entity, needed)
             else:
                 expr = scope.dimension(self.model.entities[ref.entity], ref.name, needed)
-            groups.append((col.alias, truncate(expr, ref.grain) if ref.grain else expr))
+            groups.append((col.alias, truncate(expr, ref.grain, self.query.timezone) if ref.grain else expr))
         where = [self._dimension_filter(f, scope, entity) for f in filters]
         measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
         source, joins = scope.from_clause()
@@ -411,14 +412,49 @@ class _Planner:
                 expr = scope.dimension(owner, ref.name, f"filter on {ref}")
                 dim_type = owner.dimensions[ref.name].type
             if ref.grain:
-                expr = truncate(expr, ref.grain)
+                expr = truncate(expr, ref.grain, self.query.timezone)
             types[id(node)] = dim_type
             return exp.Paren(this=expr) if not isinstance(expr, exp.Column | exp.Cast) else expr
 
-        original = tree.copy()
-        for comparison in original.find_all(*_COMPARISONS):
-            _check_literals(comparison, self, entity)
-        return original.transform(rewrite, copy=False)
+        holder = exp.Paren(this=tree.copy())  # a parent, so the top node can be replaced too
+        for comparison in list(holder.find_all(*_COMPARISONS)):
+            ranged = self._raw_time_range(comparison)
+            if ranged is not None:
+                comparison.replace(ranged)
+            else:
+                _check_literals(comparison, self, entity)
+        return holder.this.transform(rewrite, copy=False)
+
+    def _raw_time_range(self, comparison: exp.Expression) -> exp.Expression | None:
+        """`<time>:<grain> <op> '<literal>'` as a range on the raw time, or None to keep the comparison as is."""
+        column = comparison.this
+        if not isinstance(column, exp.Column) or ":" not in column.name:
+            return None
+        name, _, grain = column.name.partition(":")
+        if column.table:
+            owner = self.entity(column.table, column.sql())
+            if owner.dimensions.get(name) is None or owner.dimensions[name].type != "time":
+                return None
+        bounds = [comparison.args.get("low"), comparison.args.get("high")] if isinstance(comparison, exp.Between) \
+            else [comparison.args.get("expression")]
+        if not all(isinstance(b, exp.Literal) and b.is_string for b in bounds):
+            return None
+        label = f"filter on {column.sql()}"
+        values = [parse_time(b.this, label, self.query.timezone) for b in bounds]  # type: ignore[union-attr]
+        if isinstance(comparison, exp.Between):
+            low = raw_range(exp.GTE, values[0], grain.lower())
+            high = raw_range(exp.LTE, values[1], grain.lower())
+            conditions = (low or []) + (high or [])
+        else:
+            found = raw_range(type(comparison), values[0], grain.lower())
+            if found is None:
+                return None
+            conditions = found
+        if not conditions:
+            return exp.false()
+        raw = exp.column(exp.to_identifier(name, quoted=True), table=column.args.get("table"))
+        return exp.and_(*(op(this=raw.copy(), expression=time_literal(to_utc(bound, self.query.timezone)))
+                          for op, bound in conditions))
 
 
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}

@@ -36,9 +36,18 @@ class Join:
     on: exp.Expression
 
 
-def truncate(expr: exp.Expression, grain: str) -> exp.Expression:
-    """A time at a grain: a date for day and coarser grains, a timestamp otherwise (weeks start on Monday)."""
-    truncated = exp.TimestampTrunc(this=expr, unit=exp.var(grain.upper()))
+def local(expr: exp.Expression, timezone: str | None) -> exp.Expression:
+    """A stored (naive UTC) time as wall-clock time in `timezone`."""
+    if timezone is None:
+        return expr
+    utc = exp.AtTimeZone(this=expr, zone=exp.Literal.string("UTC"))
+    return exp.AtTimeZone(this=utc, zone=exp.Literal.string(timezone))
+
+
+def truncate(expr: exp.Expression, grain: str, timezone: str | None = None) -> exp.Expression:
+    """A time at a grain: a date for day and coarser grains, a timestamp otherwise (weeks start on Monday). With a
+    time zone, the stored UTC time is read as wall-clock time there first."""
+    truncated = exp.TimestampTrunc(this=local(expr, timezone), unit=exp.var(grain.upper()))
     if GRAINS.index(grain) >= GRAINS.index("day"):
         return exp.cast(truncated, exp.DataType.Type.DATE)
     return truncated
