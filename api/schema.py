@@ -334,16 +334,16 @@ class SchemaConverter:
 
         async def query(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
                   where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
-                  offset: int | None = None) -> Any:
-            q = _generic(metrics, dimensions, where, order_by, limit, offset)
+                  offset: int | None = None, timezone: str | None = None) -> Any:
+            q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone)
             return await _threaded(lambda: result_type(_service(info).query(q, _scope(info))))
 
         def compile_(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
                      where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
-                     offset: int | None = None, dialect: str | None = None) -> str:
+                     offset: int | None = None, timezone: str | None = None, dialect: str | None = None) -> str:
             if dialect is not None and dialect not in DIALECTS:
                 raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
-            q = _generic(metrics, dimensions, where, order_by, limit, offset)
+            q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone)
             return _service(info).compile(q, dialect).pretty()
 
         async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
@@ -376,7 +376,7 @@ class SchemaConverter:
         converter = self
 
         async def resolve(info: strawberry.Info, where: Any = None, order_by: Any = None, limit: int | None = None,
-                          offset: int | None = None) -> Any:
+                          offset: int | None = None, timezone: str | None = None) -> Any:
             selection = info.selected_fields[0]
             items = converter.selection(pascal(entity.name), selection.selections, ())
             q = SemanticQuery(
@@ -384,14 +384,14 @@ class SchemaConverter:
                 dimensions=tuple(dict.fromkeys(text for _, kind, text in items if kind == "dimension")),
                 where=Filter.of(converter.where_tree(entity, where)) if where is not None else None,
                 order_by=tuple(converter.orders_of(entity, order_by or [], items)),
-                limit=limit, offset=offset,
+                limit=limit, offset=offset, timezone=timezone,
             )
             result = await anyio.to_thread.run_sync(lambda: _service(info).query(q, _scope(info)))
             return _shape(result, items)
 
         resolve.__annotations__ = {"info": strawberry.Info, "where": where_type | None,
                                    "order_by": list[order_type] | None,  # type: ignore[valid-type]
-                                   "limit": int | None, "offset": int | None}
+                                   "limit": int | None, "offset": int | None, "timezone": str | None}
         return strawberry.field(resolver=resolve, name=camel(entity.name), graphql_type=list[row_type],
                                 description=f"{entity.description} Rows grouped by the selected dimensions, "
                                             f"with the selected metrics aggregated.".strip())
@@ -520,11 +520,12 @@ def _compare(op: str, column: Any, value: Any) -> Any:
 
 
 def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str | None,
-             order_by: list[str] | None, limit: int | None, offset: int | None) -> SemanticQuery:
+             order_by: list[str] | None, limit: int | None, offset: int | None,
+             timezone: str | None) -> SemanticQuery:
     return SemanticQuery(
         metrics=tuple(metrics or ()), dimensions=tuple(dimensions or ()),
         where=Filter.parse(where) if where is not None else None,
-        order_by=tuple(Order.parse(o) for o in order_by or ()), limit=limit, offset=offset,
+        order_by=tuple(Order.parse(o) for o in order_by or ()), limit=limit, offset=offset, timezone=timezone,
     )
 
 
