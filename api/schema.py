@@ -334,16 +334,17 @@ class SchemaConverter:
 
         async def query(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
                   where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
-                  offset: int | None = None, timezone: str | None = None) -> Any:
-            q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone)
+                  offset: int | None = None, timezone: str | None = None, fill: str | None = None) -> Any:
+            q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
             return await _threaded(lambda: result_type(_service(info).query(q, _scope(info))))
 
         def compile_(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
                      where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
-                     offset: int | None = None, timezone: str | None = None, dialect: str | None = None) -> str:
+                     offset: int | None = None, timezone: str | None = None, fill: str | None = None,
+                     dialect: str | None = None) -> str:
             if dialect is not None and dialect not in DIALECTS:
                 raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
-            q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone)
+            q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
             return _service(info).compile(q, dialect).pretty()
 
         async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
@@ -521,11 +522,12 @@ def _compare(op: str, column: Any, value: Any) -> Any:
 
 def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str | None,
              order_by: list[str] | None, limit: int | None, offset: int | None,
-             timezone: str | None) -> SemanticQuery:
+             timezone: str | None, fill: str | None = None) -> SemanticQuery:
     return SemanticQuery(
         metrics=tuple(metrics or ()), dimensions=tuple(dimensions or ()),
         where=Filter.parse(where) if where is not None else None,
         order_by=tuple(Order.parse(o) for o in order_by or ()), limit=limit, offset=offset, timezone=timezone,
+        fill=fill,
     )
 
 

@@ -105,8 +105,11 @@ class SemanticQuery:
     limit: int | None = None
     offset: int | None = None
     timezone: str | None = None  # IANA name; periods are cut in this zone (stored naive times are UTC)
+    fill: str | None = None  # "zero" or "null": every period of the range, not only those with data
 
     def __post_init__(self) -> None:
+        if self.fill not in (None, "zero", "null"):
+            raise QueryError(f"fill must be 'zero' or 'null', got {self.fill!r}")
         if self.timezone is not None:
             check_timezone(self.timezone)
         if not self.metrics and not self.dimensions:
@@ -124,7 +127,7 @@ class SemanticQuery:
     def canonical(self) -> SemanticQuery:
         """The same query with metrics and dimensions sorted: equal requests compile to equal SQL."""
         return SemanticQuery(tuple(sorted(self.metrics)), tuple(sorted(self.dimensions)), self.where,
-                             self.order_by, self.limit, self.offset, self.timezone)
+                             self.order_by, self.limit, self.offset, self.timezone, self.fill)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SemanticQuery):
@@ -136,7 +139,7 @@ class SemanticQuery:
 
     def _identity(self) -> tuple[object, ...]:
         return (frozenset(self.metrics), frozenset(self.dimensions), self.where, self.order_by, self.limit,
-                self.offset, self.timezone)
+                self.offset, self.timezone, self.fill)
 
 
 def check_timezone(name: str) -> None:

@@ -72,6 +72,8 @@ def query_options(fn: F) -> F:
                      help="An item to sort by; descending with a leading '-' (write --order-by=-order.revenue)."),
         click.option("--limit", type=int), click.option("--offset", type=int),
         click.option("--tz", "timezone", help="IANA time zone periods are cut in, e.g. Europe/Paris (default UTC)."),
+        click.option("--fill", type=click.Choice(["zero", "null"]),
+                     help="Every period of the range, not only those with data (counts and sums 0 with zero)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -80,8 +82,9 @@ def query_options(fn: F) -> F:
 
 def build_query(metrics: tuple[str, ...], dimensions: tuple[str, ...], where: str | None,
                 order_by: tuple[str, ...], limit: int | None, offset: int | None,
-                timezone: str | None = None) -> SemanticQuery:
+                timezone: str | None = None, fill: str | None = None) -> SemanticQuery:
     return SemanticQuery(
         metrics=metrics, dimensions=dimensions, where=Filter.parse(where) if where is not None else None,
         order_by=tuple(Order.parse(o) for o in order_by), limit=limit, offset=offset, timezone=timezone,
+        fill=fill,
     )

@@ -15,9 +15,9 @@ from semantic.sql.render import DIALECTS
 @click.option("--dialect", type=click.Choice(DIALECTS), help="Target dialect; default: the model's.")
 @exits
 def compile_(model: str | None, metrics: tuple[str, ...], dimensions: tuple[str, ...], where: str | None,
-             order_by: tuple[str, ...], limit: int | None, offset: int | None, timezone: str | None,
+             order_by: tuple[str, ...], limit: int | None, offset: int | None, timezone: str | None, fill: str | None,
              dialect: str | None) -> None:
     """Print the SQL for a query on MODEL, each step labelled, without running it."""
     loaded = open_model(model)
-    q = build_query(metrics, dimensions, where, order_by, limit, offset, timezone)
+    q = build_query(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
     click.echo(Service(loaded, None).compile(q, dialect or loaded.dialect).pretty())

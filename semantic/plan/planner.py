@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from semantic.errors import QueryError, UnknownFieldError, did_you_mean
 from semantic.model import GRAINS, Entity, Metric, Model
+from semantic.plan.fill import Fill, bounds
 from semantic.plan.paths import all_paths
 from semantic.plan.scope import Join, Scope, ident, truncate
 from semantic.plan.timefilter import raw_range, to_utc
@@ -84,6 +85,7 @@ class Plan:
     limit: int | None
     offset: int | None
     columns: tuple[OutputColumn, ...]  # in the order requested
+    fill: Fill | None = None
 
 
 def alias_of(text: str) -> str:
@@ -233,8 +235,26 @@ class _Planner:
             order.append((by_name[item.item], item.descending))
         if not order and (query.limit is not None or query.offset):
             order = [(alias, False) for alias in groups]  # paging needs a stable order
+        fill = self._fill(dims, dim_filters, requested) if query.fill else None
         return Plan(query, aggregates, groups, tuple(metric_exprs), having, tuple(order), query.limit,
-                    query.offset, tuple(columns))
+                    query.offset, tuple(columns), fill)
+
+    def _fill(self, dims: list[tuple[str, DimensionRef, OutputColumn]], filters: list[exp.Expression],
+              requested: list[Metric]) -> Fill:
+        times = [(ref, col) for _, ref, col in dims if col.type in ("date", "datetime")]
+        if len(times) != 1:
+            raise QueryError(f"fill needs exactly one time dimension to fill along; the query has {len(times)}")
+        ref, col = times[0]
+        windowed = [m.qualified for m in requested if m.kind in ("cumulative", "offset")]
+        if windowed:
+            raise QueryError(f"fill with cumulative or offset metrics ({', '.join(windowed)}) is not supported "
+                             f"yet; ask without fill")
+        axis = {"time", ref.name} if ref.entity is not None else {"time"}
+        start, end = bounds(filters, axis, ref.grain or "day",
+                            lambda text: parse_time(text, "fill range", self.query.timezone))
+        zero = tuple(alias_of(m.qualified) for m in requested if self.query.fill == "zero" and m.kind == "simple"
+                     and m.agg in ("sum", "count", "count_distinct"))
+        return Fill(col.alias, ref.grain or "day", start, end, zero)
 
     def _ref_kind(self, column: exp.Column) -> str:
         if not column.table:

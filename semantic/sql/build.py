@@ -4,8 +4,12 @@ entities are stitched on the dimension values, null-safely; derived metrics, met
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlglot import exp
 
+from semantic.model import GRAINS
+from semantic.plan.fill import Fill
 from semantic.plan.planner import Aggregate, Plan
 from semantic.plan.scope import ident, truncate
 
@@ -78,6 +82,49 @@ def build_windows(agg: Aggregate, series: str) -> exp.Select:
         agg.after.copy())
 
 
+def _bound(value: datetime | None, edge: str) -> exp.Expression:
+    if value is not None:
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    return exp.cast(exp.column(ident(edge), table=ident("bounds")), exp.DataType.Type.TIMESTAMP)
+
+
+def _periods(fill: Fill) -> exp.Select:
+    """One row per period from the start to the end of the range (generate_series, inclusive)."""
+    count, unit = (3, "MONTH") if fill.grain == "quarter" else (1, fill.grain.upper())
+    series = exp.GenerateSeries(start=_bound(fill.start, "lo"), end=_bound(fill.end, "hi"),
+                                step=exp.Interval(this=exp.Literal.string(str(count)), unit=exp.var(unit)))
+    table = exp.Table(this=series, alias=exp.TableAlias(this=ident("series"), columns=[ident("p")]))
+    edges = exp.select(exp.alias_(exp.Min(this=_col(fill.period)), ident("lo")),
+                       exp.alias_(exp.Max(this=_col(fill.period)), ident("hi"))).from_(ident("answer"))
+    kind = exp.DataType.Type.DATE if GRAINS.index(fill.grain) >= GRAINS.index("day") else exp.DataType.Type.TIMESTAMP
+    return exp.select(exp.alias_(exp.cast(exp.column(ident("p"), table=ident("series")), kind), ident("period"))) \
+        .from_(exp.alias_(exp.Subquery(this=edges), ident("bounds"), table=True)).join(table)
+
+
+def _filled(plan: Plan, fill: Fill) -> exp.Select:
+    """Every period crossed with every combination of the other dimensions that has data, joined to the answer."""
+    others = [g for g in plan.groups if g != fill.period]
+    items: list[exp.Expression] = []
+    for group in plan.groups:
+        source = exp.column(ident("period"), table=ident("periods")) if group == fill.period else \
+            exp.column(ident(group), table=ident("keys"))
+        items.append(exp.alias_(source, ident(group)))
+    for alias, _ in plan.metrics:
+        value: exp.Expression = exp.column(ident(alias), table=ident("answer"))
+        if alias in fill.zero:
+            value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+        items.append(exp.alias_(value, ident(alias)))
+    select = exp.select(*items).from_(ident("periods"))
+    if others:
+        keys = exp.select(*(_col(g) for g in others)).distinct().from_(ident("answer"))
+        select = select.join(exp.alias_(exp.Subquery(this=keys), ident("keys"), table=True), join_type="cross")
+    on = [exp.EQ(this=exp.column(ident(fill.period), table=ident("answer")),
+                 expression=exp.column(ident("period"), table=ident("periods")))]
+    on += [exp.NullSafeEQ(this=exp.column(ident(g), table=ident("answer")),
+                          expression=exp.column(ident(g), table=ident("keys"))) for g in others]
+    return select.join(ident("answer"), on=exp.and_(*on), join_type="left")
+
+
 def build(plan: Plan) -> exp.Select:
     """The whole query for a plan."""
     ctes: list[tuple[str, exp.Select, str]] = []
@@ -102,6 +149,10 @@ def build(plan: Plan) -> exp.Select:
     final = exp.select(*items, copy=False).from_(ident(source), copy=False)
     if plan.having is not None:
         final = final.where(plan.having.copy(), copy=False)
+    if plan.fill is not None:
+        ctes.append(("answer", final, "The answer before gap filling"))
+        ctes.append(("periods", _periods(plan.fill), f"Every {plan.fill.grain} of the range"))
+        final = _filled(plan, plan.fill)
     if plan.order:
         final = final.order_by(*(exp.Ordered(this=_col(a), desc=d, nulls_first=False) for a, d in plan.order),
                                copy=False)
