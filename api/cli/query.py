@@ -15,7 +15,8 @@ from api.cli.output import render_result
 @click.option("--warehouse", help="SQLAlchemy URL; overrides the model and SEMANTIC_WAREHOUSE_URL.")
 @exits
 def query(model: str | None, metrics: tuple[str, ...], dimensions: tuple[str, ...], where: str | None,
-          order_by: tuple[str, ...], limit: int | None, offset: int | None, timezone: str | None, fill: str | None, fmt: str, warehouse: str | None) -> None:
+          order_by: tuple[str, ...], limit: int | None, offset: int | None, timezone: str | None,
+          fill: str | None, fmt: str, warehouse: str | None) -> None:
     """Run a query on MODEL (a YAML file or folder; default: the example shop)."""
     loaded = open_model(model)
     q = build_query(metrics, dimensions, where, order_by, limit, offset, timezone, fill)

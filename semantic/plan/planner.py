@@ -407,10 +407,11 @@ class _Planner:
             return exp.Count(this=value)
         if agg == "count_distinct":
             return exp.Count(this=exp.Distinct(expressions=[value]))
-        if agg == "percentile":
-            return exp.PercentileCont(this=value, expression=exp.Literal.number(metric.percentile))
-        if agg == "median":
-            return exp.PercentileCont(this=value, expression=exp.Literal.number(0.5))
+        if agg in ("percentile", "median"):
+            # Continuous, so a double: DuckDB would keep a DECIMAL input's scale and cut the interpolation.
+            fraction = metric.percentile if agg == "percentile" else 0.5
+            return exp.PercentileCont(this=exp.cast(value, exp.DataType.Type.DOUBLE),
+                                      expression=exp.Literal.number(fraction))
         node = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg or "sum"]
         return node(this=value)
 
