@@ -295,7 +295,7 @@ class _Reader:
         return Metric(name, entity, "offset", base=base, offset=period, description=description, where=where)
 
     def relationship(self, node: Any, entity: str) -> Relationship | None:
-        if not self.keys(node, ("entity", "key", "type", "description"), "relationship"):
+        if not self.keys(node, ("entity", "key", "type", "required", "description"), "relationship"):
             return None
         target = node.get("entity")
         if not isinstance(target, str):
@@ -307,7 +307,11 @@ class _Reader:
                              f"{kind!r} (declare a one-to-many relationship on the other entity, as many_to_one)")
             return None
         key = self.columns(node, node.get("key"), f"relationship {entity} -> {target} key")
-        return Relationship(target, key, kind, self.where(node))
+        required = node.get("required", False)
+        if not isinstance(required, bool):
+            self.issue(node, f"relationship {entity} -> {target}: `required` must be true or false, got {required!r}")
+            required = False
+        return Relationship(target, key, kind, required, self.where(node))
 
     def feature(self, node: Any, entity: str) -> Feature | None:
         allowed = ("name", "metric", "window", "latest", "ttl", "dimension", "expr", "description")

@@ -90,6 +90,7 @@ class Relationship:
     entity: str
     key: tuple[str, ...]
     type: RelationshipType = "many_to_one"
+    required: bool = False  # every row has a match (the key is never null and never dangles): joins may be inner
     where: Where = field(default_factory=Where)
 
 

@@ -44,7 +44,8 @@ def quantile(service: Service, fraction: float, expr: str) -> str:
     """A continuous (interpolated) percentile in the warehouse's dialect."""
     if service.dialect == "postgres":
         return f"PERCENTILE_CONT({fraction}) WITHIN GROUP (ORDER BY {expr})"
-    return f"QUANTILE_CONT({expr}, {fraction})"
+    # In double precision: over a DECIMAL, DuckDB's QUANTILE_CONT keeps the input's scale and cuts the interpolation.
+    return f"QUANTILE_CONT(CAST({expr} AS DOUBLE), {fraction})"
 
 
 def _sort_key(row: Row) -> tuple[Any, ...]:

@@ -34,6 +34,7 @@ class Join:
     alias: str
     source: exp.Expression
     on: exp.Expression
+    kind: str = "left"  # "inner" only along required relationships from the base: no row can be lost
 
 
 def local(expr: exp.Expression, timezone: str | None) -> exp.Expression:
@@ -72,7 +73,10 @@ class Scope:
                            expression=exp.column(pk, table=ident(entity.name)))
                     for fk, pk in zip(rel.key, entity.key, strict=True)
                 ))
-                self.joins[rel.entity] = Join(rel.entity, source_of(entity, self.model.dialect), on)
+                # Inner only if every hop from the base is required: after a LEFT hop the key may be NULL.
+                inner = rel.required and (previous is self.base or self.joins[previous.name].kind == "inner")
+                self.joins[rel.entity] = Join(rel.entity, source_of(entity, self.model.dialect), on,
+                                              "inner" if inner else "left")
             previous = entity
         return target
 

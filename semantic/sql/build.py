@@ -23,7 +23,7 @@ def build_aggregate(agg: Aggregate) -> exp.Select:
     select = select.from_(exp.alias_(agg.source.copy(), ident(agg.entity), table=True), copy=False)
     for join in agg.joins:
         select = select.join(exp.alias_(join.source.copy(), ident(join.alias), table=True), on=join.on,
-                             join_type="left", copy=False)
+                             join_type=join.kind, copy=False)
     if agg.where is not None:
         select = select.where(agg.where, copy=False)
     if agg.groups:
