@@ -1,0 +1,24 @@
+-- query: revenue_mtd_by_day
+-- dialect: bigquery
+-- request: metrics=order.revenue_mtd; dimensions=time:day
+WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
+  SELECT
+    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, DAY) AS DATE) AS `time__day`,
+    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`
+  FROM orders AS `order`
+  GROUP BY
+    1
+), `order_windows` /* Accumulate order: order__revenue_mtd */ AS (
+  SELECT
+    `time__day`,
+    SUM(`order__revenue`) OVER (
+      PARTITION BY CAST(TIMESTAMP_TRUNC(`time__day`, MONTH) AS DATE)
+      ORDER BY `time__day`
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS `order__revenue_mtd`
+  FROM `order_series`
+)
+SELECT
+  `time__day`,
+  `order__revenue_mtd` AS `order__revenue_mtd`
+FROM `order_windows`

@@ -1,0 +1,26 @@
+-- query: revenue_rolling_7d_by_day
+-- dialect: duckdb
+-- request: metrics=order.revenue_rolling_7d; dimensions=time:day; where="time:day" >= '2024-06-01'
+WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
+  SELECT
+    CAST(DATE_TRUNC('DAY', "order".ordered_at) AS DATE) AS "time__day",
+    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+  FROM orders AS "order"
+  GROUP BY
+    1
+), "order_windows" /* Accumulate order: order__revenue_rolling_7d */ AS (
+  SELECT
+    *
+  FROM (
+    SELECT
+      "time__day",
+      SUM("order__revenue") OVER (ORDER BY "time__day" RANGE BETWEEN INTERVAL '6' DAY PRECEDING AND CURRENT ROW) AS "order__revenue_rolling_7d"
+    FROM "order_series"
+  ) AS "windowed"
+  WHERE
+    CAST(DATE_TRUNC('DAY', "time__day") AS DATE) >= CAST('2024-06-01 00:00:00' AS TIMESTAMP)
+)
+SELECT
+  "time__day",
+  "order__revenue_rolling_7d" AS "order__revenue_rolling_7d"
+FROM "order_windows"

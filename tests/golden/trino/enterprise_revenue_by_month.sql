@@ -1,0 +1,22 @@
+-- query: enterprise_revenue_by_month
+-- dialect: trino
+-- request: metrics=order.enterprise_revenue; dimensions=time:month
+WITH "order_metrics" /* Aggregate order: order__enterprise_revenue */ AS (
+  SELECT
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "time__month",
+    SUM(
+      CASE
+        WHEN "order".status <> 'cancelled' AND "customer".segment = 'enterprise'
+        THEN "order".amount
+      END
+    ) AS "order__enterprise_revenue"
+  FROM orders AS "order"
+  LEFT JOIN customers AS "customer"
+    ON "order".customer_id = "customer".customer_id
+  GROUP BY
+    1
+)
+SELECT
+  "time__month",
+  "order__enterprise_revenue" AS "order__enterprise_revenue"
+FROM "order_metrics"
