@@ -227,7 +227,7 @@ class _Reader:
 
     def metric(self, node: Any, entity: str) -> Metric | None:
         allowed = ("name", "agg", "expr", "filter", "percentile", "description", "metric", "window",
-                   "grain_to_date", "offset")
+                   "grain_to_date", "offset", "semi_additive")
         if not self.keys(node, allowed, "metric"):
             return None
         name = self.name(node, f"a metric of {entity!r}")
@@ -254,8 +254,12 @@ class _Reader:
         if agg == "percentile" and not (isinstance(percentile, int | float) and 0 <= percentile <= 1):
             self.issue(node, f"metric {entity}.{name}: `percentile` must be a number between 0 and 1")
         filt = self.sql(node, node["filter"], f"metric {entity}.{name} filter") if "filter" in node else None
+        semi = node.get("semi_additive")
+        if semi not in (None, "last", "first"):
+            self.issue(node, f"metric {entity}.{name}: `semi_additive` must be last or first, got {semi!r}")
+            semi = None
         return Metric(name, entity, "simple", agg=agg, expr=expr, filter=filt,
-                      percentile=float(percentile) if agg == "percentile" else None,
+                      percentile=float(percentile) if agg == "percentile" else None, semi_additive=semi,
                       description=description, where=where)
 
     def windowed_metric(self, node: Any, entity: str, name: str, description: str, where: Where) -> Metric | None:
@@ -265,7 +269,7 @@ class _Reader:
         if not isinstance(base, str) or not _NAME.match(base):
             self.issue(node, f"{what}: `metric` must name a metric of {entity!r} (the one to accumulate or offset)")
             return None
-        for key in ("agg", "expr", "filter", "percentile"):
+        for key in ("agg", "expr", "filter", "percentile", "semi_additive"):
             if key in node:
                 self.issue(node, f"{what}: `{key}` does not go with `metric`; put it on the base metric {base!r}")
         kinds = [k for k in ("window", "grain_to_date", "offset") if k in node]

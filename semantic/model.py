@@ -71,6 +71,7 @@ class Metric:
     expr: exp.Expression | None = None
     filter: exp.Expression | None = None
     percentile: float | None = None
+    semi_additive: str | None = None  # "last" or "first": over time, the value at the period's last (first) time
     base: str | None = None  # the metric a cumulative or offset metric is built on, of the same entity
     window: Period | None = None
     grain_to_date: str | None = None

@@ -142,9 +142,20 @@ def check_windowed_metrics(model: Model) -> Iterator[Issue]:
             if base.kind != "simple":
                 yield _issue(metric.where, f"{what}: {metric.kind} metrics build on a simple metric; "
                                            f"{base.qualified} is {base.kind}")
+            elif base.semi_additive is not None:
+                yield _issue(metric.where, f"{what}: {base.qualified} is a snapshot (semi_additive), so "
+                                           f"accumulating or offsetting it over time is not supported")
             elif metric.kind == "cumulative" and base.agg not in ACCUMULABLE:
                 yield _issue(metric.where, f"{what}: a {base.agg} cannot be accumulated from per-period values; "
                                            f"cumulative metrics build on {', '.join(ACCUMULABLE)}")
+
+
+def check_semi_additive(model: Model) -> Iterator[Issue]:
+    for entity in model.entities.values():
+        for metric in entity.metrics.values():
+            if metric.semi_additive is not None and entity.time is None:
+                yield _issue(metric.where, f"metric {metric.qualified}: a semi-additive metric takes the value at "
+                                           f"the last (or first) time, but {entity.name!r} has no `time`")
 
 
 def check_features(model: Model) -> Iterator[Issue]:
@@ -188,7 +199,7 @@ def check_features(model: Model) -> Iterator[Issue]:
 
 
 RULES: tuple[Rule, ...] = (check_relationships, check_times, check_expressions, check_derived_metrics,
-                           check_windowed_metrics, check_features)
+                           check_windowed_metrics, check_semi_additive, check_features)
 
 
 def validate(model: Model) -> list[Issue]:

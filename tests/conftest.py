@@ -23,7 +23,8 @@ from semantic.service import Service
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "examples" / "shop" / "model.yaml"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-TABLES = ("customers", "products", "orders", "order_items", "page_views", "customer_daily_stats")
+TABLES = ("customers", "products", "orders", "order_items", "page_views", "customer_daily_stats",
+          "inventory_snapshots")
 PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}  # other DuckDB types (INTEGER, TIMESTAMP,
 # DECIMAL(12,2), ...) are spelled the same in PostgreSQL
 

@@ -151,7 +151,7 @@ def test_features_by_key(server: str) -> None:
 def test_catalog_lists_every_entity(server: str) -> None:
     body = gql(server, "{ catalog { name description metrics { name description } features { name } } }")
     names = {e["name"] for e in body["data"]["catalog"]}
-    assert names == {"customer", "product", "order", "order_item", "page_view", "daily_stats"}
+    assert names == {"customer", "product", "order", "order_item", "page_view", "daily_stats", "inventory"}
     assert all(m["description"] for e in body["data"]["catalog"] for m in e["metrics"])
 
 

@@ -223,6 +223,22 @@ def _build(con: duckdb.DuckDBPyConnection, n_orders: int, seed: int) -> None:
         customer_id=INT, event_timestamp=TS, created_timestamp=TS, orders_7d=INT, revenue_7d=DBL),
         "customer_id, event_timestamp, created_timestamp")
 
+    # inventory_snapshots: stock on hand per product every Monday, a random walk; ~2% of snapshots are missing,
+    # as when a count was skipped. Drawn last, so the tables above do not depend on it.
+    mondays = np.arange(np.datetime64("2023-01-02"), np.datetime64("2025-01-01"), np.timedelta64(7, "D"))
+    steps = rng.integers(-30, 31, (N_PRODUCTS, len(mondays)))
+    steps[:, 0] = rng.integers(20, 201, N_PRODUCTS)
+    on_hand = np.clip(np.cumsum(steps, axis=1), 0, None)
+    kept = rng.random(on_hand.shape) >= 0.02
+    product, week = np.nonzero(kept)
+    inventory = pa.table({
+        "product_id": (product + 1).astype(np.int32),
+        "snapshot_date": pa.array(mondays[week].astype("datetime64[D]")),
+        "on_hand": on_hand[product, week].astype(np.int32),
+    })
+    _write(con, "inventory_snapshots", inventory, dict(product_id=INT, snapshot_date="DATE", on_hand=INT),
+           "product_id, snapshot_date")
+
     # Declared after loading (cheaper than checking while inserting); documents each table's grain.
     for table, key in [("customers", "customer_id"), ("products", "product_id"), ("orders", "order_id"),
                        ("order_items", "order_item_id"), ("page_views", "page_view_id")]:

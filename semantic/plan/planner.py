@@ -63,6 +63,7 @@ class Aggregate:
     windows: tuple[Window, ...] = ()
     period: str | None = None  # alias of the time group the windows order by
     after: exp.Expression | None = None
+    pick: str | None = None  # "last"/"first": semi-additive; the SNAPSHOT group is the time to pick by
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -86,6 +87,9 @@ class Plan:
     offset: int | None
     columns: tuple[OutputColumn, ...]  # in the order requested
     fill: Fill | None = None
+
+
+SNAPSHOT = "snapshot_time"
 
 
 def alias_of(text: str) -> str:
@@ -205,16 +209,20 @@ class _Planner:
             having = exp.and_(*(self._metric_filter(f, measures) for f in metric_filters))
 
         groups = tuple(alias for _, _, col in dims for alias in [col.alias])
-        by_entity: dict[str, list[Metric]] = {}
+        # One aggregate per entity and kind: plain, snapshot (last or first), windowed.
+        by_entity: dict[tuple[str, str], list[Metric]] = {}
         windowed: dict[str, list[Metric]] = {}
         for metric in measures.values():
-            (by_entity if metric.kind == "simple" else windowed).setdefault(metric.entity, []).append(metric)
+            if metric.kind == "simple":
+                by_entity.setdefault((metric.entity, metric.semi_additive or ""), []).append(metric)
+            else:
+                windowed.setdefault(metric.entity, []).append(metric)
         if not by_entity and not windowed:
             base = self._dimension_base([ref for _, ref, _ in dims], dim_filters)
-            by_entity[base.name] = []
+            by_entity[(base.name, "")] = []
         aggregates = tuple(
             self._aggregate(self.model.entities[name], metrics, dims, dim_filters)
-            for name, metrics in sorted(by_entity.items())
+            for (name, _), metrics in sorted(by_entity.items())
         ) + tuple(
             self._windowed(self.model.entities[name], metrics, dims, dim_filters)
             for name, metrics in sorted(windowed.items())
@@ -335,9 +343,12 @@ class _Planner:
             groups.append((col.alias, truncate(expr, ref.grain, self.query.timezone) if ref.grain else expr))
         where = [self._dimension_filter(f, scope, entity) for f in filters]
         measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
+        pick = metrics[0].semi_additive if metrics else None
+        if pick is not None:  # snapshots: aggregate per time too, then keep each group's last (first) time
+            groups.append((SNAPSHOT, scope.time(entity, f"metric {metrics[0].qualified}")))
         source, joins = scope.from_clause()
         return Aggregate(entity.name, source, tuple(joins), tuple(groups), tuple(measures),
-                         exp.and_(*where) if where else None)
+                         exp.and_(*where) if where else None, pick=pick)
 
     def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
                   filters: list[exp.Expression]) -> Aggregate:

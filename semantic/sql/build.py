@@ -10,12 +10,24 @@ from sqlglot import exp
 
 from semantic.model import GRAINS
 from semantic.plan.fill import Fill
-from semantic.plan.planner import Aggregate, Plan
+from semantic.plan.planner import SNAPSHOT, Aggregate, Plan
 from semantic.plan.scope import ident, truncate
 
 
 def _col(alias: str, table: str | None = None) -> exp.Column:
     return exp.column(ident(alias), table=ident(table) if table else None)
+
+
+def build_pick(agg: Aggregate, series: str) -> exp.Select:
+    """Semi-additive measures: of each group's per-time values, those at its last (or first) time."""
+    groups = [a for a, _ in agg.groups if a != SNAPSHOT]
+    edge = (exp.Max if agg.pick == "last" else exp.Min)(this=_col(SNAPSHOT))
+    ranked = exp.select(*(_col(a) for a, _ in (*agg.groups, *agg.measures)), copy=False).select(
+        exp.alias_(exp.Window(this=edge, partition_by=[_col(g) for g in groups]), ident("picked")), copy=False)
+    ranked = ranked.from_(ident(series), copy=False)
+    select = exp.select(*(_col(a) for a in (*groups, *agg.outputs)), copy=False)
+    select = select.from_(exp.alias_(exp.Subquery(this=ranked), ident("ranked"), table=True), copy=False)
+    return select.where(exp.EQ(this=_col(SNAPSHOT), expression=_col("picked")), copy=False)
 
 
 def build_aggregate(agg: Aggregate) -> exp.Select:
@@ -136,6 +148,13 @@ def build(plan: Plan) -> exp.Select:
                                                        f"{', '.join(a for a, _ in agg.measures)}"))
             names.append(f"{agg.entity}_windows")
             ctes.append((names[-1], build_windows(agg, series), agg.description))
+            continue
+        if agg.pick:
+            series = f"{agg.entity}_{agg.pick}_by_time"
+            ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per time"))
+            names.append(f"{agg.entity}_{agg.pick}")
+            ctes.append((names[-1], build_pick(agg, series), f"Keep each group's {agg.pick} time: "
+                                                             f"{', '.join(agg.outputs)}"))
             continue
         name = f"{agg.entity}_metrics" if agg.measures else f"{agg.entity}_values"
         names.append(name)
