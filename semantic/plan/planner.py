@@ -483,10 +483,11 @@ class _Planner:
                 return None
             conditions = found
         if not conditions:
-            return exp.false()
+            return None  # never true for a time, NULL for no time: the comparison as written says exactly that
         raw = exp.column(exp.to_identifier(name, quoted=True), table=column.args.get("table"))
-        return exp.and_(*(op(this=raw.copy(), expression=time_literal(to_utc(bound, self.query.timezone)))
-                          for op, bound in conditions))
+        timezone = self.query.timezone
+        return exp.Paren(this=exp.and_(*(op(this=raw.copy(), expression=time_literal(to_utc(bound, timezone)))
+                                         for op, bound in conditions)))
 
 
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}

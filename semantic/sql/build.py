@@ -78,14 +78,18 @@ def build_windows(agg: Aggregate, series: str) -> exp.Select:
     """Window functions over an entity's per-period series; the time filters then pick the reported periods."""
     items: list[exp.Expression] = [_col(a) for a, _ in agg.groups]
     others = [a for a, _ in agg.groups if a != agg.period]
+    period = _col(agg.period or "")
+    # Rows without a time have no period to be "as of" or to look back from: their value is NULL, and they sit in a
+    # partition of their own so they never enter another period's frame, however a dialect sorts NULLs.
+    timeless = exp.Is(this=period.copy(), expression=exp.Null())
     for window in agg.windows:
-        partition: list[exp.Expression] = [_col(a) for a in others]
+        partition: list[exp.Expression] = [_col(a) for a in others] + [timeless.copy()]
         if window.reset is not None:
-            partition.append(truncate(_col(agg.period or ""), window.reset))
+            partition.append(truncate(period.copy(), window.reset))
         over = exp.Window(this=window.function(this=_col(window.base)), partition_by=partition,
-                          order=exp.Order(expressions=[exp.Ordered(this=_col(agg.period or ""))]),
-                          spec=window.spec.copy())
-        items.append(exp.alias_(over, ident(window.alias)))
+                          order=exp.Order(expressions=[exp.Ordered(this=period.copy())]), spec=window.spec.copy())
+        value = exp.Case(ifs=[exp.If(this=exp.Not(this=timeless.copy()), true=over)])
+        items.append(exp.alias_(value, ident(window.alias)))
     select = exp.select(*items, copy=False).from_(ident(series), copy=False)
     if agg.after is None:
         return select
