@@ -11,7 +11,14 @@ WITH `order_series` /* Aggregate order per period: order__order_count */ AS (
 ), `order_windows` /* Accumulate order: order__orders_to_date */ AS (
   SELECT
     `time__month`,
-    SUM(`order__order_count`) OVER (ORDER BY `time__month` ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS `order__orders_to_date`
+    CASE
+      WHEN NOT `time__month` IS NULL
+      THEN SUM(`order__order_count`) OVER (
+        PARTITION BY `time__month` IS NULL
+        ORDER BY `time__month`
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      )
+    END AS `order__orders_to_date`
   FROM `order_series`
 )
 SELECT

@@ -18,10 +18,14 @@ WITH `order_metrics` /* Aggregate order: order__revenue */ AS (
 ), `order_windows` /* Accumulate order: order__revenue_last_year */ AS (
   SELECT
     `time__month`,
-    MAX(`order__revenue`) OVER (
-      ORDER BY `time__month`
-      RANGE BETWEEN INTERVAL '1' YEAR PRECEDING AND INTERVAL '1' YEAR PRECEDING
-    ) AS `order__revenue_last_year`
+    CASE
+      WHEN NOT `time__month` IS NULL
+      THEN MAX(`order__revenue`) OVER (
+        PARTITION BY `time__month` IS NULL
+        ORDER BY `time__month`
+        RANGE BETWEEN INTERVAL '1' YEAR PRECEDING AND INTERVAL '1' YEAR PRECEDING
+      )
+    END AS `order__revenue_last_year`
   FROM `order_series`
 ), `joined` /* Stitch the entities' metrics on the dimension values */ AS (
   SELECT

@@ -11,11 +11,14 @@ WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
 ), "order_windows" /* Accumulate order: order__revenue_mtd */ AS (
   SELECT
     "time__day",
-    SUM("order__revenue") OVER (
-      PARTITION BY CAST(DATE_TRUNC('MONTH', "time__day") AS DATE)
-      ORDER BY "time__day"
-      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-    ) AS "order__revenue_mtd"
+    CASE
+      WHEN NOT "time__day" IS NULL
+      THEN SUM("order__revenue") OVER (
+        PARTITION BY "time__day" IS NULL, CAST(DATE_TRUNC('MONTH', "time__day") AS DATE)
+        ORDER BY "time__day"
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      )
+    END AS "order__revenue_mtd"
   FROM "order_series"
 )
 SELECT

@@ -14,7 +14,14 @@ WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
   FROM (
     SELECT
       "time__day",
-      SUM("order__revenue") OVER (ORDER BY "time__day" RANGE BETWEEN INTERVAL '6 DAY' PRECEDING AND CURRENT ROW) AS "order__revenue_rolling_7d"
+      CASE
+        WHEN NOT "time__day" IS NULL
+        THEN SUM("order__revenue") OVER (
+          PARTITION BY "time__day" IS NULL
+          ORDER BY "time__day"
+          RANGE BETWEEN INTERVAL '6 DAY' PRECEDING AND CURRENT ROW
+        )
+      END AS "order__revenue_rolling_7d"
     FROM "order_series"
   ) AS "windowed"
   WHERE
