@@ -146,3 +146,20 @@ def test_stitched_with_other_entities(service: Service) -> None:
 def test_unanswerable_windows_are_refused(service: Service, metric: str, dims: tuple[str, ...], words: str) -> None:
     with pytest.raises(QueryError, match=words):
         service.compile(SemanticQuery((metric,), dims))
+
+
+@pytest.mark.parametrize("where", ["time:month >= '2024-03-01'", "time:day >= '2024-03-15'", None])
+def test_plain_and_windowed_metrics_together(service: Service, where: str | None) -> None:
+    """Revenue beside revenue a year earlier: one scan when the filter keeps whole months, and the same numbers as
+    asking for each alone either way (a day filter cuts March for revenue but only picks periods for the offset)."""
+    dims = ("customer.region", "time:month")
+    condition = Filter.parse(where) if where else None
+    both = {r[:2]: r[2:] for r in service.query(SemanticQuery(("order.revenue", "order.revenue_last_year"), dims,
+                                                               condition)).rows}
+    alone = {r[:2]: r[2] for r in service.query(SemanticQuery(("order.revenue",), dims, condition)).rows}
+    offset = {r[:2]: r[2] for r in service.query(SemanticQuery(("order.revenue_last_year",), dims, condition)).rows}
+    assert set(both) == set(alone) | set(offset)
+    for key, (revenue, last_year) in both.items():
+        assert revenue == alone.get(key) and last_year == offset.get(key)
+    scans = service.compile(SemanticQuery(("order.revenue", "order.revenue_last_year"), dims, condition)).sql
+    assert scans.count("FROM orders") == (2 if where and "time:day" in where else 1)

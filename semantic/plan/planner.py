@@ -64,10 +64,13 @@ class Aggregate:
     period: str | None = None  # alias of the time group the windows order by
     after: exp.Expression | None = None
     pick: str | None = None  # "last"/"first": semi-additive; the SNAPSHOT group is the time to pick by
+    carried: tuple[str, ...] = ()  # plain measures of the series passed through beside the windows
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return tuple(w.alias for w in self.windows) if self.windows else tuple(a for a, _ in self.measures)
+        if self.windows:
+            return (*self.carried, *(w.alias for w in self.windows))
+        return tuple(a for a, _ in self.measures)
 
     @property
     def description(self) -> str:
@@ -220,13 +223,17 @@ class _Planner:
         if not by_entity and not windowed:
             base = self._dimension_base([ref for _, ref, _ in dims], dim_filters)
             by_entity[(base.name, "")] = []
+        accumulated = []
+        for name, metrics in sorted(windowed.items()):
+            aggregate, merged = self._windowed(self.model.entities[name], metrics, dims, dim_filters,
+                                               by_entity.get((name, ""), []))
+            accumulated.append(aggregate)
+            if merged:
+                del by_entity[(name, "")]  # its plain metrics come from the same scan
         aggregates = tuple(
             self._aggregate(self.model.entities[name], metrics, dims, dim_filters)
             for (name, _), metrics in sorted(by_entity.items())
-        ) + tuple(
-            self._windowed(self.model.entities[name], metrics, dims, dim_filters)
-            for name, metrics in sorted(windowed.items())
-        )
+        ) + tuple(accumulated)
 
         columns = [col for _, _, col in dims]
         for metric in requested:
@@ -351,9 +358,13 @@ class _Planner:
                          exp.and_(*where) if where else None, pick=pick)
 
     def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                  filters: list[exp.Expression]) -> Aggregate:
+                  filters: list[exp.Expression], plain: list[Metric]) -> tuple[Aggregate, bool]:
         """Cumulative and offset metrics of one entity: a per-period series of their base metrics with every filter
-        but those on the time axis, window functions over it, then the time filters choose reported periods."""
+        but those on the time axis, window functions over it, then the time filters choose reported periods.
+
+        The entity's `plain` metrics ride along in the same scan when the time filters only keep or drop whole
+        periods (their grain is the period's or coarser): then filtering periods after is filtering rows before.
+        Returns the aggregate and whether the plain metrics are in it."""
         names = ", ".join(m.qualified for m in metrics)
         owner_name, _, time_name = (entity.time or "").rpartition(".")
         time_owner = owner_name or entity.name
@@ -375,7 +386,11 @@ class _Planner:
 
         before = [f for f in filters if not on_time_axis(f)]
         after = [self._period_filter(f, period) for f in filters if on_time_axis(f)]
+        whole = all(_whole_periods(c.name.partition(":")[2].lower(), grain)
+                    for f in filters if on_time_axis(f) for c in f.find_all(exp.Column))
+        carried = plain if whole else []
         bases = {m.base or "": entity.metrics[m.base or ""] for m in metrics}
+        bases.update({m.name: m for m in carried})
         series = self._aggregate(entity, list(bases.values()), dims, before)
         windows = []
         for metric in metrics:
@@ -386,7 +401,8 @@ class _Planner:
             spec, reset = _frame(metric, grain)
             windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, spec, reset))
         return Aggregate(entity.name, series.source, series.joins, series.groups, series.measures, series.where,
-                         tuple(windows), period, exp.and_(*after) if after else None)
+                         tuple(windows), period, exp.and_(*after) if after else None,
+                         carried=tuple(alias_of(m.qualified) for m in carried)), bool(carried)
 
     def _period_filter(self, tree: exp.Expression, period: str) -> exp.Expression:
         """A time-axis filter over the reported period column (typed literals, the filter's own grain)."""
@@ -540,6 +556,13 @@ def _frame(metric: Metric, grain: str) -> tuple[exp.WindowSpec, str | None]:
                               end="CURRENT ROW"), None
     raise QueryError(f"{what}: a {metric.window} window is not a whole number of {grain}s, which is not supported "
                      f"yet; ask for it at a grain the window is made of (e.g. day for days, month for months)")
+
+
+def _whole_periods(filter_grain: str, period_grain: str) -> bool:
+    """Whether a filter at `filter_grain` keeps or drops whole periods of `period_grain` (no grain: raw time)."""
+    if not filter_grain or GRAINS.index(filter_grain) < GRAINS.index(period_grain):
+        return False
+    return not (period_grain == "week" and filter_grain in _MONTHS)  # weeks straddle months
 
 
 def _conjuncts(tree: exp.Expression) -> list[exp.Expression]:

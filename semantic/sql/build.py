@@ -76,7 +76,7 @@ def _typed_null(measure: str, cte: str) -> exp.Expression:
 
 def build_windows(agg: Aggregate, series: str) -> exp.Select:
     """Window functions over an entity's per-period series; the time filters then pick the reported periods."""
-    items: list[exp.Expression] = [_col(a) for a, _ in agg.groups]
+    items: list[exp.Expression] = [_col(a) for a, _ in agg.groups] + [_col(a) for a in agg.carried]
     others = [a for a, _ in agg.groups if a != agg.period]
     period = _col(agg.period or "")
     # Rows without a time have no period to be "as of" or to look back from: their value is NULL, and they sit in a

@@ -1,23 +1,17 @@
 -- query: revenue_yoy_by_month
 -- dialect: trino
 -- request: metrics=order.revenue, order.revenue_last_year, order.revenue_growth_yoy; dimensions=time:month
-WITH "order_metrics" /* Aggregate order: order__revenue */ AS (
+WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "time__month",
     SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
   FROM orders AS "order"
   GROUP BY
     1
-), "order_series" /* Aggregate order per period: order__revenue */ AS (
-  SELECT
-    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "time__month",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
-  FROM orders AS "order"
-  GROUP BY
-    1
-), "order_windows" /* Accumulate order: order__revenue_last_year */ AS (
+), "order_windows" /* Accumulate order: order__revenue, order__revenue_last_year */ AS (
   SELECT
     "time__month",
+    "order__revenue",
     CASE
       WHEN NOT "time__month" IS NULL
       THEN MAX("order__revenue") OVER (
@@ -27,42 +21,10 @@ WITH "order_metrics" /* Aggregate order: order__revenue */ AS (
       )
     END AS "order__revenue_last_year"
   FROM "order_series"
-), "joined" /* Stitch the entities' metrics on the dimension values */ AS (
-  SELECT
-    "time__month",
-    MAX("order__revenue") AS "order__revenue",
-    MAX("order__revenue_last_year") AS "order__revenue_last_year"
-  FROM (
-    SELECT
-      "time__month",
-      "order__revenue",
-      (
-        SELECT
-          "order__revenue_last_year"
-        FROM "order_windows"
-        WHERE
-          FALSE
-      ) AS "order__revenue_last_year"
-    FROM "order_metrics"
-    UNION ALL
-    SELECT
-      "time__month",
-      (
-        SELECT
-          "order__revenue"
-        FROM "order_metrics"
-        WHERE
-          FALSE
-      ) AS "order__revenue",
-      "order__revenue_last_year"
-    FROM "order_windows"
-  ) AS "stitched"
-  GROUP BY
-    1
 )
 SELECT
   "time__month",
   "order__revenue" AS "order__revenue",
   CAST("order__revenue" AS DOUBLE) / NULLIF("order__revenue_last_year", 0) - 1 AS "order__revenue_growth_yoy",
   "order__revenue_last_year" AS "order__revenue_last_year"
-FROM "joined"
+FROM "order_windows"
