@@ -23,6 +23,7 @@ from api.names import camel, pascal
 from semantic.errors import QueryError, SemanticError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
+from semantic.plan.paths import all_paths
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Result, Service
 from semantic.sql.render import DIALECTS
@@ -379,7 +380,7 @@ class SchemaConverter:
         async def resolve(info: strawberry.Info, where: Any = None, order_by: Any = None, limit: int | None = None,
                           offset: int | None = None, timezone: str | None = None) -> Any:
             selection = info.selected_fields[0]
-            items = converter.selection(pascal(entity.name), selection.selections, ())
+            items = converter.selection(pascal(entity.name), selection.selections, (), (entity.name,))
             q = SemanticQuery(
                 metrics=tuple(dict.fromkeys(text for _, kind, text in items if kind == "metric")),
                 dimensions=tuple(dict.fromkeys(text for _, kind, text in items if kind == "dimension")),
@@ -419,25 +420,28 @@ class SchemaConverter:
 
     # -- selection -> query ------------------------------------------------------------------------------------
 
-    def selection(self, type_name: str, selections: list[Any], path: tuple[str, ...]
+    def selection(self, type_name: str, selections: list[Any], path: tuple[str, ...], chain: tuple[str, ...]
                   ) -> list[tuple[tuple[str, ...], str, str]]:
-        """Selected fields -> [(response path, "dimension"|"metric", semantic name)]."""
+        """Selected fields -> [(response path, "dimension"|"metric", semantic name)]. `chain` is the entities
+        from the root along the nested relationship fields; it names the join path where several lead to one
+        entity (`flight { route { airport { city } } }` is `flight.route.airport.city`)."""
         items: list[tuple[tuple[str, ...], str, str]] = []
         for node in selections:
             if isinstance(node, FragmentSpread | InlineFragment):
-                items += self.selection(type_name, node.selections, path)
+                items += self.selection(type_name, node.selections, path, chain)
                 continue
             if not isinstance(node, SelectedField) or node.name == "__typename":
                 continue
             kind, what = self.fields[(type_name, node.name)]
             key = (*path, node.alias or node.name)
             if kind == "relationship":
-                items += self.selection(f"{pascal(what.name)}Attributes", node.selections, key)
+                items += self.selection(f"{pascal(what.name)}Attributes", node.selections, key, (*chain, what.name))
             elif kind == "metric":
                 items.append((key, "metric", what.qualified))
             else:
                 grain = node.arguments.get("grain")
-                text = f"{what.entity}.{what.name}"
+                several = len(all_paths(self.model, chain[0], what.entity)) > 1
+                text = ".".join((*chain, what.name)) if several else f"{what.entity}.{what.name}"
                 if isinstance(grain, Grain):
                     text += f":{grain.value}"
                 elif isinstance(grain, str):

@@ -25,16 +25,22 @@ _ALLOWED: tuple[type[exp.Expression], ...] = (
     exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Lower, exp.Upper, exp.Coalesce, exp.Abs, exp.Length, exp.Trim,
 )
 _FUNCTIONS = "lower, upper, coalesce, abs, length, trim"
-_REF = re.compile(r"^(?:(?P<entity>[A-Za-z_]\w*)\.)?(?P<name>[A-Za-z_]\w*)(?::(?P<grain>[A-Za-z]+))?$")
+_REF = re.compile(r"^(?P<via>(?:[A-Za-z_]\w*\.)*?)(?:(?P<entity>[A-Za-z_]\w*)\.)?(?P<name>[A-Za-z_]\w*)"
+                  r"(?::(?P<grain>[A-Za-z]+))?$")
 
 
 @dataclass(frozen=True, order=True)
 class DimensionRef:
-    """`entity.name`, `entity.name:grain`, or the reserved `time:grain` (entity None, name "time")."""
+    """`entity.name`, `entity.name:grain`, or the reserved `time:grain` (entity None, name "time").
+
+    Entities written before the owner pick the join path when there are several: `route.airport.city` is the
+    airport reached through route (`via` = ("route",)).
+    """
 
     entity: str | None
     name: str
     grain: str | None = None
+    via: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> DimensionRef:
@@ -43,6 +49,7 @@ class DimensionRef:
             raise QueryError(f"{text!r} is not a dimension name; write `entity.dimension`, "
                              f"`entity.dimension:grain` or `time:grain`")
         entity, name, grain = match.group("entity"), match.group("name"), match.group("grain")
+        via = tuple(part for part in match.group("via").split(".") if part)
         if grain is not None and grain.lower() not in GRAINS:
             raise QueryError(f"{text!r}: unknown grain {grain!r}; use one of {', '.join(GRAINS)}")
         grain = grain.lower() if grain else None
@@ -51,10 +58,10 @@ class DimensionRef:
                 return cls(None, "time", grain)
             raise QueryError(f"{text!r}: bare names are not allowed; write `entity.{name}` (there is no default "
                              f"entity), or `time:grain` for each metric's own time")
-        return cls(entity, name, grain)
+        return cls(entity, name, grain, via)
 
     def __str__(self) -> str:
-        base = self.name if self.entity is None else f"{self.entity}.{self.name}"
+        base = self.name if self.entity is None else ".".join((*self.via, self.entity, self.name))
         return f"{base}:{self.grain}" if self.grain else base
 
 
@@ -152,6 +159,11 @@ def check_timezone(name: str) -> None:
                          ) from None
 
 
+def column_text(column: exp.Column) -> str:
+    """A filter column's semantic name: `customer.region`, `route.airport.city`, `time:day`."""
+    return ".".join(part.name for part in column.parts)
+
+
 def _merge_grains(tokens: list[Token]) -> list[Token]:
     """`a.b:month` and `time:day` become one quoted identifier token `b:month`/`time:day` (sqlglot's grammar has no
     colon suffix), so the parser yields Column(table=a, name='b:month')."""
@@ -201,5 +213,6 @@ def check_filter(tree: exp.Expression) -> None:
             raise QueryError(f"{name} is not allowed in a filter ({node.sql()!r}); filters may use semantic "
                              f"names, literals, comparisons, and/or/not, in, between, like, is null and the "
                              f"functions {_FUNCTIONS}")
-        if isinstance(node, exp.Column) and (node.args.get("db") or node.args.get("catalog")):
-            raise QueryError(f"{node.sql()!r} is not a semantic name; write `entity.dimension` or `entity.metric`")
+        if isinstance(node, exp.Column) and node.args.get("catalog"):
+            raise QueryError(f"{node.sql()!r} is too long a name; write `entity.dimension`, or one entity before "
+                             f"it to pick a join path (`route.airport.city`)")

@@ -131,3 +131,40 @@ def test_query_identity_ignores_item_order() -> None:
     b = SemanticQuery(("order.order_count", "order.revenue"), ("order.status", "customer.region"))
     assert a == b and hash(a) == hash(b) and a.canonical() == b.canonical()
     assert a != SemanticQuery(("order.revenue",), ("customer.region", "order.status"))
+
+
+def test_the_name_picks_one_of_two_paths(flights: Model) -> None:
+    """`route.airport.city` is the airport reached through route; `flight.airport.city` the direct one."""
+    with pytest.raises(AmbiguousPathError, match=r"'flight\.airport\.<dimension>' or 'route\.airport\.<dimension>'"):
+        plan(flights, q(("flight.flights",), ("airport.city",)))
+    both = plan(flights, q(("flight.flights",), ("flight.airport.city", "route.airport.city"),
+                           "route.airport.city = 'Oslo'"))
+    (aggregate,) = both.aggregates
+    assert {j.alias for j in aggregate.joins} == {"airport", "route", "route__airport"}
+    assert [a for a, _ in aggregate.groups] == ["flight__airport__city", "route__airport__city"]
+    assert '"route__airport".city = \'Oslo\'' in aggregate.where.sql()  # type: ignore[union-attr]
+
+
+def test_a_path_that_does_not_exist_is_refused(flights: Model) -> None:
+    with pytest.raises(QueryError, match="no path from flight to airport goes through"):
+        plan(flights, q(("flight.flights",), ("airport.airport.city",)))
+
+
+def test_picked_paths_give_the_right_numbers(flights: Model, tmp_path: Path) -> None:
+    """Two flights from Oslo: one on a route to Rome, one on a route to Oslo; counted once per group."""
+    import duckdb
+
+    from semantic.execute import SqlWarehouse
+    from semantic.service import Service
+
+    path = tmp_path / "flights.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE airports AS SELECT * FROM (VALUES ('OSL', 'Oslo'), ('FCO', 'Rome')) t(code, city)")
+        con.execute("CREATE TABLE routes AS SELECT * FROM (VALUES (1, 'FCO'), (2, 'OSL')) t(route_id, destination)")
+        con.execute("CREATE TABLE flights AS SELECT * FROM (VALUES (10, 'OSL', 1, DATE '2024-01-01'), "
+                    "(11, 'OSL', 2, DATE '2024-01-02'), (12, 'FCO', 1, DATE '2024-01-03')) "
+                    "t(flight_id, origin, route_id, departed_at)")
+    service = Service(flights, SqlWarehouse(f"duckdb:///{path}"))
+    rows = service.query(q(("flight.flights",), ("flight.airport.city", "route.airport.city"))).rows
+    assert sorted(rows) == [("Oslo", "Oslo", 1), ("Oslo", "Rome", 1), ("Rome", "Rome", 1)]
+    service.warehouse.close()  # type: ignore[union-attr]

@@ -28,21 +28,47 @@ def all_paths(model: Model, source: str, target: str) -> list[Path]:
     return found
 
 
+def _picking(source: str, path: Path, paths: list[Path]) -> list[str]:
+    """The shortest tail of `path`'s entity chain that no other path shares."""
+    chain = _chain(source, path)
+    for size in range(2, len(chain) + 1):
+        tail = chain[-size:]
+        if sum(_chain(source, p)[-size:] == tail for p in paths) == 1:
+            return tail
+    return chain
+
+
 def describe(source: str, path: Path) -> str:
     return " -> ".join([source, *(r.entity for r in path)])
 
 
-def join_path(model: Model, source: str, target: str, needed_for: str) -> Path:
-    """The one path from `source` to `target`, or a FANOUT / AMBIGUOUS_PATH / BAD_QUERY error saying why not."""
+def _chain(source: str, path: Path) -> list[str]:
+    return [source, *(r.entity for r in path)]
+
+
+def join_path(model: Model, source: str, target: str, needed_for: str, via: tuple[str, ...] = ()) -> Path:
+    """The one path from `source` to `target`, or a FANOUT / AMBIGUOUS_PATH / BAD_QUERY error saying why not.
+
+    `via` names the entities just before `target` on the path wanted (`route.airport.city`: the path whose last
+    hop is route -> airport), which picks one of several paths.
+    """
     paths = all_paths(model, source, target)
+    if via:
+        wanted = [*via, target]
+        chosen = [p for p in paths if _chain(source, p)[-len(wanted):] == wanted]
+        if not chosen and paths:
+            listed = "; ".join(describe(source, p) for p in paths)
+            raise QueryError(f"{needed_for}: no path from {source} to {target} goes through "
+                             f"{' -> '.join(wanted)}; the paths are: {listed}")
+        paths = chosen or paths
     if len(paths) == 1:
         return paths[0]
     if len(paths) > 1:
         listed = "; ".join(describe(source, p) for p in paths)
+        names = " or ".join(repr(".".join(_picking(source, p, paths)) + ".<dimension>") for p in paths)
         raise AmbiguousPathError(
             f"{needed_for}: {source} reaches {target} along {len(paths)} paths ({listed}), so the answer would "
-            f"depend on which one is meant. Ask for a dimension of an entity on one path only, or model the "
-            f"second path as its own entity."
+            f"depend on which one is meant. Name the path by the entities before {target}: {names}."
         )
     if all_paths(model, target, source):
         many = describe(target, all_paths(model, target, source)[0])

@@ -20,7 +20,7 @@ from semantic.plan.fill import Fill, bounds
 from semantic.plan.paths import all_paths
 from semantic.plan.scope import Join, Scope, ident, truncate
 from semantic.plan.timefilter import raw_range, to_utc
-from semantic.query import DimensionRef, SemanticQuery
+from semantic.query import DimensionRef, SemanticQuery, column_text
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
 
@@ -175,7 +175,7 @@ class _Planner:
         if dim.grain and GRAINS.index(grain) < GRAINS.index(dim.grain):
             raise QueryError(f"{text!r}: {ref.entity}.{ref.name} is recorded per {dim.grain}; a {grain} grain "
                              f"is finer than the data. Ask for {ref.entity}.{ref.name}:{dim.grain} or coarser.")
-        return entity, DimensionRef(ref.entity, ref.name, grain), time_type(grain)
+        return entity, DimensionRef(ref.entity, ref.name, grain, ref.via), time_type(grain)
 
     # -- planning ------------------------------------------------------------------------------------------------
 
@@ -346,7 +346,7 @@ class _Planner:
             if ref.entity is None:
                 expr = scope.time(entity, needed)
             else:
-                expr = scope.dimension(self.model.entities[ref.entity], ref.name, needed)
+                expr = scope.dimension(self.model.entities[ref.entity], ref.name, needed, ref.via)
             groups.append((col.alias, truncate(expr, ref.grain, self.query.timezone) if ref.grain else expr))
         where = [self._dimension_filter(f, scope, entity) for f in filters]
         measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
@@ -449,15 +449,14 @@ class _Planner:
         def rewrite(node: exp.Expression) -> exp.Expression:
             if not isinstance(node, exp.Column):
                 return node
-            ref = DimensionRef.parse(f"{node.table}.{node.name}" if node.table else node.name) \
-                if node.name != "time" else DimensionRef(None, "time")
+            ref = DimensionRef.parse(column_text(node)) if node.name != "time" else DimensionRef(None, "time")
             if ref.entity is None:
                 expr = scope.time(entity, f"filter on {node.name}")
                 dim_type = "time"
             else:
                 owner, ref, _ = self.dimension(ref, node.sql())
                 assert owner is not None
-                expr = scope.dimension(owner, ref.name, f"filter on {ref}")
+                expr = scope.dimension(owner, ref.name, f"filter on {ref}", ref.via)
                 dim_type = owner.dimensions[ref.name].type
             if ref.grain:
                 expr = truncate(expr, ref.grain, self.query.timezone)

@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from semantic.errors import UnknownFieldError, did_you_mean
 from semantic.model import GRAINS, Entity, Model
-from semantic.plan.paths import join_path
+from semantic.plan.paths import all_paths, join_path
 
 
 def ident(name: str) -> exp.Identifier:
@@ -62,32 +62,35 @@ class Scope:
         self.base = base
         self.joins: dict[str, Join] = {}
 
-    def reach(self, target: str, needed_for: str) -> str:
-        """Join along the path from the base to `target`; return the alias of `target`."""
-        previous = self.base
-        for rel in join_path(self.model, self.base.name, target, needed_for):
+    def reach(self, target: str, needed_for: str, via: tuple[str, ...] = ()) -> str:
+        """Join along the path from the base to `target` (the one ending in `via`, target when given); return the
+        alias of `target`: its name, or its path (`route__airport`) when several paths lead to it."""
+        previous = self.base.name
+        path = join_path(self.model, self.base.name, target, needed_for, via)
+        for i, rel in enumerate(path):
             entity = self.model.entities[rel.entity]
-            if rel.entity not in self.joins:
+            alias = rel.entity if len(all_paths(self.model, self.base.name, rel.entity)) == 1 else \
+                "__".join(r.entity for r in path[: i + 1])
+            if alias not in self.joins:
                 on = exp.and_(*(
-                    exp.EQ(this=exp.column(fk, table=ident(previous.name)),
-                           expression=exp.column(pk, table=ident(entity.name)))
+                    exp.EQ(this=exp.column(fk, table=ident(previous)), expression=exp.column(pk, table=ident(alias)))
                     for fk, pk in zip(rel.key, entity.key, strict=True)
                 ))
                 # Inner only if every hop from the base is required: after a LEFT hop the key may be NULL.
-                inner = rel.required and (previous is self.base or self.joins[previous.name].kind == "inner")
-                self.joins[rel.entity] = Join(rel.entity, source_of(entity, self.model.dialect), on,
-                                              "inner" if inner else "left")
-            previous = entity
-        return target
+                inner = rel.required and (previous == self.base.name or self.joins[previous].kind == "inner")
+                self.joins[alias] = Join(alias, source_of(entity, self.model.dialect), on,
+                                         "inner" if inner else "left")
+            previous = alias
+        return previous
 
-    def dimension(self, owner: Entity, name: str, needed_for: str) -> exp.Expression:
+    def dimension(self, owner: Entity, name: str, needed_for: str, via: tuple[str, ...] = ()) -> exp.Expression:
         """`owner.name` as SQL over the base's rows, joining only what is needed.
 
         A key of a related entity is read from the joined row, not from the foreign key: for a fact whose related
         row is missing, `customer.customer_id` is NULL like every other customer dimension.
         """
-        self.reach(owner.name, needed_for)
-        return self.qualify(owner.dimensions[name].expr, owner, needed_for)
+        alias = self.reach(owner.name, needed_for, via)
+        return self.qualify(owner.dimensions[name].expr, owner, needed_for, alias)
 
     def time(self, entity: Entity, needed_for: str) -> exp.Expression:
         """The entity's own time (perhaps a related entity's time dimension), unqualified by grain."""
@@ -97,22 +100,24 @@ class Scope:
         owner = self.model.entities[owner_name] if owner_name else entity
         return self.dimension(owner, name, needed_for)
 
-    def qualify(self, tree: exp.Expression, context: Entity, needed_for: str) -> exp.Expression:
-        """A model expression written on `context`: bare columns are its columns, `e.d` related dimensions."""
-        self.reach(context.name, needed_for)
+    def qualify(self, tree: exp.Expression, context: Entity, needed_for: str, alias: str | None = None
+                ) -> exp.Expression:
+        """A model expression written on `context` (joined as `alias`): bare columns are its columns, `e.d`
+        related dimensions."""
+        alias = alias or self.reach(context.name, needed_for)
 
         def rewrite(node: exp.Expression) -> exp.Expression:
             if not isinstance(node, exp.Column):
                 return node
             if not node.table:
-                return exp.column(node.this.copy(), table=ident(context.name))
+                return exp.column(node.this.copy(), table=ident(alias))
             owner = self.model.entities.get(node.table)
             if owner is None or node.name not in owner.dimensions:
                 known = owner.dimensions if owner else self.model.entities
                 raise UnknownFieldError(f"{needed_for}: unknown dimension {node.sql()!r}."
                                         f"{did_you_mean(node.name, known)}")
             if owner is context:
-                return self.qualify(owner.dimensions[node.name].expr, owner, needed_for)
+                return self.qualify(owner.dimensions[node.name].expr, owner, needed_for, alias)
             resolved = self.dimension(owner, node.name, needed_for)
             return resolved if isinstance(resolved, exp.Column) else exp.Paren(this=resolved)
 
