@@ -42,8 +42,9 @@ class Window:
     alias: str
     base: str  # alias of the base measure in the series
     function: type[exp.Expression]  # exp.Sum, exp.Min or exp.Max
-    spec: exp.WindowSpec
+    spec: exp.WindowSpec | None  # None: summed by a range join over the finer series (Aggregate.fine)
     reset: str | None = None  # grain_to_date: the running total restarts at each period of this grain
+    span: exp.Expression | None = None  # the window's length as an interval, for the range join
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Aggregate:
     after: exp.Expression | None = None
     pick: str | None = None  # "last"/"first": semi-additive; the SNAPSHOT group is the time to pick by
     carried: tuple[str, ...] = ()  # plain measures of the series passed through beside the windows
+    fine: str | None = None  # the series is at this finer grain; windows are range joins onto reported periods
+    grain: str | None = None  # the reported periods' grain, with `fine`
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -225,11 +228,15 @@ class _Planner:
             by_entity[(base.name, "")] = []
         accumulated = []
         for name, metrics in sorted(windowed.items()):
-            aggregate, merged = self._windowed(self.model.entities[name], metrics, dims, dim_filters,
-                                               by_entity.get((name, ""), []))
-            accumulated.append(aggregate)
-            if merged:
-                del by_entity[(name, "")]  # its plain metrics come from the same scan
+            framed, ranged = self._split_windows(self.model.entities[name], metrics, dims)
+            if framed:
+                aggregate, merged = self._windowed(self.model.entities[name], framed, dims, dim_filters,
+                                                   by_entity.get((name, ""), []))
+                accumulated.append(aggregate)
+                if merged:
+                    del by_entity[(name, "")]  # its plain metrics come from the same scan
+            for metric, fine in ranged:  # one range join per window length
+                accumulated.append(self._windowed(self.model.entities[name], [metric], dims, dim_filters, [], fine)[0])
         aggregates = tuple(
             self._aggregate(self.model.entities[name], metrics, dims, dim_filters)
             for (name, _), metrics in sorted(by_entity.items())
@@ -358,25 +365,18 @@ class _Planner:
                          exp.and_(*where) if where else None, pick=pick)
 
     def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                  filters: list[exp.Expression], plain: list[Metric]) -> tuple[Aggregate, bool]:
+                  filters: list[exp.Expression], plain: list[Metric], fine: str | None = None
+                  ) -> tuple[Aggregate, bool]:
         """Cumulative and offset metrics of one entity: a per-period series of their base metrics with every filter
         but those on the time axis, window functions over it, then the time filters choose reported periods.
 
         The entity's `plain` metrics ride along in the same scan when the time filters only keep or drop whole
         periods (their grain is the period's or coarser): then filtering periods after is filtering rows before.
         Returns the aggregate and whether the plain metrics are in it."""
-        names = ", ".join(m.qualified for m in metrics)
+        period, ref = self._period_of(entity, metrics, dims)
+        grain = ref.grain or "day"
         owner_name, _, time_name = (entity.time or "").rpartition(".")
         time_owner = owner_name or entity.name
-        periods = [(col.alias, ref) for _, ref, col in dims
-                   if ref.entity is None or (ref.entity, ref.name) == (time_owner, time_name)]
-        if len(periods) != 1:
-            raise QueryError(
-                f"{names} report a value per period, so the query needs exactly one time dimension on "
-                f"{entity.name}'s time axis (time:<grain> or {time_owner}.{time_name}:<grain>); "
-                f"it has {len(periods)}")
-        period, ref = periods[0]
-        grain = ref.grain or "day"
 
         def on_time_axis(tree: exp.Expression) -> bool:
             columns = list(tree.find_all(exp.Column))
@@ -388,9 +388,12 @@ class _Planner:
         after = [self._period_filter(f, period) for f in filters if on_time_axis(f)]
         whole = all(_whole_periods(c.name.partition(":")[2].lower(), grain)
                     for f in filters if on_time_axis(f) for c in f.find_all(exp.Column))
-        carried = plain if whole else []
+        carried = plain if whole and fine is None else []
         bases = {m.base or "": entity.metrics[m.base or ""] for m in metrics}
         bases.update({m.name: m for m in carried})
+        if fine is not None:  # the series at the finer grain, under the period's alias
+            dims = [(t, DimensionRef(r.entity, r.name, fine, r.via) if c.alias == period else r, c)
+                    for t, r, c in dims]
         series = self._aggregate(entity, list(bases.values()), dims, before)
         windows = []
         for metric in metrics:
@@ -398,11 +401,46 @@ class _Planner:
             function = {"min": exp.Min, "max": exp.Max}.get(base.agg or "", exp.Sum)
             if metric.kind == "offset":
                 function = exp.Max  # the frame holds at most the one row of the earlier period
-            spec, reset = _frame(metric, grain)
+            if fine is not None:
+                assert metric.window is not None
+                span = _interval(metric.window.count, metric.window.unit)
+                windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, None,
+                                      span=span))
+                continue
+            spec, reset = _frame(metric, grain) or (None, None)
             windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, spec, reset))
         return Aggregate(entity.name, series.source, series.joins, series.groups, series.measures, series.where,
                          tuple(windows), period, exp.and_(*after) if after else None,
-                         carried=tuple(alias_of(m.qualified) for m in carried)), bool(carried)
+                         carried=tuple(alias_of(m.qualified) for m in carried), fine=fine,
+                         grain=grain if fine else None), bool(carried)
+
+    def _period_of(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]]
+                   ) -> tuple[str, DimensionRef]:
+        """The one time dimension on the entity's time axis that windowed metrics report per."""
+        owner_name, _, time_name = (entity.time or "").rpartition(".")
+        time_owner = owner_name or entity.name
+        periods = [(col.alias, ref) for _, ref, col in dims
+                   if ref.entity is None or (ref.entity, ref.name) == (time_owner, time_name)]
+        if len(periods) != 1:
+            raise QueryError(
+                f"{', '.join(m.qualified for m in metrics)} report a value per period, so the query needs exactly "
+                f"one time dimension on {entity.name}'s time axis (time:<grain> or {time_owner}.{time_name}:<grain>"
+                f"); it has {len(periods)}")
+        return periods[0]
+
+    def _split_windows(self, entity: Entity, metrics: list[Metric],
+                       dims: list[tuple[str, DimensionRef, OutputColumn]]
+                       ) -> tuple[list[Metric], list[tuple[Metric, str]]]:
+        """Windowed metrics a window frame can compute at the query's grain, and the others with their fine grain."""
+        grain = self._period_of(entity, metrics, dims)[1].grain or "day"
+        framed: list[Metric] = []
+        ranged: list[tuple[Metric, str]] = []
+        for metric in metrics:
+            if _frame(metric, grain) is None:
+                ranged.append((metric, fine_grain(metric, grain)))
+            else:
+                framed.append(metric)
+        return framed, ranged
 
     def _period_filter(self, tree: exp.Expression, period: str) -> exp.Expression:
         """A time-axis filter over the reported period column (typed literals, the filter's own grain)."""
@@ -515,7 +553,7 @@ def _interval(count: int, unit: str) -> exp.Expression:
     return exp.Interval(this=exp.Literal.string(str(count)), unit=exp.var(unit.upper()))
 
 
-def _frame(metric: Metric, grain: str) -> tuple[exp.WindowSpec, str | None]:
+def _frame(metric: Metric, grain: str) -> tuple[exp.WindowSpec, str | None] | None:
     """The window frame, over a series with one row per period of `grain`, that yields the metric's value for
     each period: its value as of the period's end (cumulative) or the value `offset` earlier (offset)."""
     what = f"{metric.qualified} at {grain} grain"
@@ -553,8 +591,17 @@ def _frame(metric: Metric, grain: str) -> tuple[exp.WindowSpec, str | None]:
         per_step = 7 if grain == "week" else 1
         return exp.WindowSpec(kind="RANGE", start=_interval(preceding * per_step, step), start_side="PRECEDING",
                               end="CURRENT ROW"), None
-    raise QueryError(f"{what}: a {metric.window} window is not a whole number of {grain}s, which is not supported "
-                     f"yet; ask for it at a grain the window is made of (e.g. day for days, month for months)")
+    return None  # not a whole number of periods: summed over a finer series instead (see fine_grain)
+
+
+def fine_grain(metric: Metric, grain: str) -> str:
+    """The grain a window that is not a whole number of `grain` periods is summed at: the finer of the
+    period's grain and the window's unit (weeks in days, quarters and years in months)."""
+    assert metric.window is not None
+    unit = {"week": "day", "quarter": "month", "year": "month"}.get(metric.window.unit, metric.window.unit)
+    if GRAINS.index(unit) < GRAINS.index(grain):
+        return unit
+    return "day" if grain == "week" else grain  # months do not nest in weeks: count the days
 
 
 def _whole_periods(filter_grain: str, period_grain: str) -> bool:

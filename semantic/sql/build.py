@@ -141,11 +141,50 @@ def _filled(plan: Plan, fill: Fill) -> exp.Select:
     return select.join(ident("answer"), on=exp.and_(*on), join_type="left")
 
 
+def build_ranged(agg: Aggregate, series: str) -> exp.Select:
+    """Windows that are not a whole number of periods (30 days per week): each reported period (one with data)
+    sums the finer series over `[period end - window, period end)`, by a range join on the aggregated series."""
+    period, fine, grain = agg.period or "", agg.fine or "day", agg.grain or "day"
+    others = [a for a, _ in agg.groups if a != period]
+    reported = exp.select(*(_col(a) for a in others), exp.alias_(truncate(_col(period), grain), ident(period)))
+    reported = reported.distinct().from_(ident(series))
+    end = exp.Add(this=exp.column(ident(period), table=ident("reported")),
+                  expression=exp.Interval(this=exp.Literal.string("1"), unit=exp.var(grain.upper())))
+    if grain == "quarter":
+        end.set("expression", exp.Interval(this=exp.Literal.string("3"), unit=exp.var("MONTH")))
+    fine_time = exp.column(ident(period), table=ident("fine"))
+    on = [exp.NullSafeEQ(this=exp.column(ident(a), table=ident("fine")), expression=exp.column(ident(a),
+                                                                                             table=ident("reported")))
+          for a in others]
+    (window,) = agg.windows  # one window length per range join
+    if window.span is not None:
+        on.append(exp.GTE(this=fine_time.copy(), expression=exp.Sub(this=end.copy(), expression=window.span.copy())))
+    on.append(exp.LT(this=fine_time, expression=end))
+    items = [exp.column(ident(a), table=ident("reported")) for a in (*others, period)]
+    items += [exp.alias_(w.function(this=exp.column(ident(w.base), table=ident("fine"))), ident(w.alias))
+              for w in agg.windows]
+    select = exp.select(*items).from_(exp.alias_(exp.Subquery(this=reported), ident("reported"), table=True))
+    # LEFT: a period with data but none inside its window is still reported (with no value).
+    select = select.join(exp.Table(this=ident(series), alias=exp.TableAlias(this=ident("fine"))), on=exp.and_(*on),
+                         join_type="left")
+    select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(others) + 1)))
+    if agg.after is None:
+        return select
+    return exp.select("*").from_(exp.alias_(exp.Subquery(this=select), ident("ranged"), table=True)).where(
+        agg.after.copy())
+
+
 def build(plan: Plan) -> exp.Select:
     """The whole query for a plan."""
     ctes: list[tuple[str, exp.Select, str]] = []
     names = []
     for agg in plan.aggregates:
+        if agg.fine:
+            series = f"{agg.windows[0].alias}_by_{agg.fine}"
+            ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per {agg.fine}"))
+            names.append(f"{agg.windows[0].alias}_windows")
+            ctes.append((names[-1], build_ranged(agg, series), agg.description))
+            continue
         if agg.windows:
             series = f"{agg.entity}_series"
             ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per period: "
