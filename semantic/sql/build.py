@@ -144,7 +144,7 @@ def _filled(plan: Plan, fill: Fill) -> exp.Select:
 def build_ranged(agg: Aggregate, series: str) -> exp.Select:
     """Windows that are not a whole number of periods (30 days per week): each reported period (one with data)
     sums the finer series over `[period end - window, period end)`, by a range join on the aggregated series."""
-    period, fine, grain = agg.period or "", agg.fine or "day", agg.grain or "day"
+    period, grain = agg.period or "", agg.grain or "day"
     others = [a for a, _ in agg.groups if a != period]
     reported = exp.select(*(_col(a) for a in others), exp.alias_(truncate(_col(period), grain), ident(period)))
     reported = reported.distinct().from_(ident(series))
