@@ -8,15 +8,19 @@ to the compiler shows up as a diff a reviewer reads like code. After an intended
 and review the diff. Beside the snapshots:
 
 - the compact SQL of every (query, dialect) must parse back with sqlglot in that dialect and render to the same text;
-- sqlglot must report nothing it could not express in the dialect (it only logs such things by default);
+- sqlglot must report nothing it could not express in the dialect, once the dialect's rewrites
+  (`semantic.sql.dialects`) have run (sqlglot only logs such things by default; `render()` refuses them);
 - every query runs on DuckDB (its duckdb SQL) and on PostgreSQL (its postgres SQL), and both return the same rows,
   which cross-checks the two renderings against each other;
-- known dialect problems are pinned in `PROBLEMS` as strict xfails: each asserts the correct outcome, so a fix turns
-  it into an unexpected pass, and the entry (and the golden files) must then be updated.
+- `CHECKS` asserts, for a (query, dialect), what a dialect rewrite is for (the form the dialect needs, or
+  CompileError); a known problem not fixed yet is listed in `PROBLEMS`, which makes its check a strict xfail, so a fix
+  shows up as an unexpected pass and the entry (and the golden files) must then be updated;
+- each rewrite that DuckDB can run keeps the answer: applied alone to a query's tree, the DuckDB SQL of the result
+  returns the rows of the query's own DuckDB SQL.
 
 Other expected outcomes are listed explicitly, each with its reason: `EXPECTED_COMPILE_ERRORS` for a (query, dialect)
 that must raise CompileError, `ROUND_TRIP_EXCEPTIONS` for SQL sqlglot cannot read back unchanged, `DISAGREEMENTS` for
-a query whose rows differ between DuckDB and PostgreSQL. All three are empty today.
+a query whose rows differ between DuckDB and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import sqlglot
 from sqlglot import exp
@@ -42,7 +47,9 @@ from semantic.execute import SqlWarehouse
 from semantic.model import Model
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Compiled, Service
-from semantic.sql.render import DIALECTS
+from semantic.sql import dialects
+from semantic.sql.dialects import rewrite
+from semantic.sql.render import DIALECTS, render
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("SEMANTIC_UPDATE_GOLDEN") == "1"
@@ -96,10 +103,19 @@ QUERIES: dict[str, SemanticQuery] = {
     # Offset and growth: the value a year earlier, and a derived metric over it.
     "revenue_yoy_by_month": _query(("order.revenue", "order.revenue_last_year", "order.revenue_growth_yoy"),
                                    ("time:month",)),
+    # Trailing windows in calendar months and in hours, and a one-month offset from each day (month ends and leap
+    # days): frames that BigQuery and Spark need in other units, or cannot take.
+    "revenue_rolling_3m_by_month": _query(("order.revenue_rolling_3m",), ("time:month",)),
+    "revenue_rolling_7d_by_hour": _query(("order.revenue_rolling_7d",), ("time:hour",), "time:day >= '2024-06-01'"),
+    "revenue_last_month_by_day": _query(("order.revenue_last_month",), ("time:day",)),
 }
 
 # (query, dialect) -> why compiling it must raise CompileError; the golden file then records the message.
-EXPECTED_COMPILE_ERRORS: dict[tuple[str, str], str] = {}
+EXPECTED_COMPILE_ERRORS: dict[tuple[str, str], str] = {
+    ("revenue_last_month_by_day", "bigquery"):
+        "a BigQuery RANGE frame with offsets needs a numeric ORDER BY key, and one month before a day is no fixed "
+        "number of days (one month before March 31 is February 29 or 28)",
+}
 
 # (query, dialect) -> why sqlglot cannot parse the compact SQL back to the same text (as sqlglot's `validate_all`
 # accepts an expected UnsupportedError); the check then only requires that it parses.
@@ -198,40 +214,46 @@ def test_parses_back(compiler: Service, name: str, dialect: str) -> None:
         assert tree.sql(dialect=dialect) == compiled.sql
 
 
-def _bigquery_windows(name: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        f"bigquery {name}: the window's ORDER BY <period> loses NULLS LAST (sqlglot: \"'NULLS LAST' translation "
-        "not supported in window function\"; BigQuery sorts NULLs first), so a NULL period would enter every "
-        "running total or frame; the library renders without unsupported_level=RAISE, so this is only logged"))
-
-
-UNSUPPORTED: dict[tuple[str, str], pytest.MarkDecorator] = {
-    (name, "bigquery"): _bigquery_windows(name)
-    for name in ("revenue_rolling_7d_by_day", "revenue_mtd_by_day", "orders_to_date_by_month", "revenue_yoy_by_month")
-}
-
-
-@pytest.mark.parametrize(("name", "dialect"), [
-    pytest.param(*pair, marks=UNSUPPORTED[pair]) if pair in UNSUPPORTED else pair for pair in COMPILING])
+@pytest.mark.parametrize(("name", "dialect"), COMPILING)
 def test_nothing_unsupported(compiler: Service, name: str, dialect: str) -> None:
-    """sqlglot renders the tree without dropping anything it cannot say in the dialect."""
+    """After the dialect's rewrites, sqlglot renders the tree without dropping anything it cannot say in the
+    dialect (such as NULLS LAST in the ORDER BY of a BigQuery window, which it would only log)."""
     compiled = compiler.compile(QUERIES[name], dialect)
     try:
-        compiled.tree.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+        rewrite(compiled.tree, dialect).sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except sqlglot.errors.UnsupportedError as error:
         raise AssertionError(f"sqlglot cannot express this in {dialect}: {error}") from None
 
 
-# --- known dialect problems --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_rendering_leaves_the_tree_alone(compiler: Service, dialect: str) -> None:
+    """The dialect rewrites work on a copy: a compiled tree (which the plan cache shares) is the same after it is
+    rendered for any dialect."""
+    for name in QUERIES:
+        tree = compiler.compile(QUERIES[name], "duckdb").tree
+        before = tree.copy()
+        try:
+            render(tree, dialect)
+        except CompileError:
+            pass  # EXPECTED_COMPILE_ERRORS pins these; the tree must be left alone all the same
+        assert tree == before, f"rendering {name} for {dialect} changed the tree it was given"
+
+
+# --- what each dialect rewrite is for ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Problem:
-    """A (query, dialect) whose SQL is wrong; `check` asserts the right outcome (SQL or CompileError)."""
+class Check:
+    """A (query, dialect) whose SQL needs a dialect rewrite; `check` asserts the right outcome (SQL or CompileError)
+    and `wrong` says what sqlglot's plain translation gets wrong there."""
 
     name: str
     dialect: str
-    reason: str
+    wrong: str
     check: Callable[[Compiled | CompileError], None]
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-{self.dialect}-{self.check.__name__}"
 
 
 def _parsed(outcome: Compiled | CompileError) -> exp.Expr:
@@ -304,49 +326,133 @@ def spark_date_range(outcome: Compiled | CompileError) -> None:
     assert not frames, f"a day-time INTERVAL in a RANGE frame over a DATE key: {frames[0]}"
 
 
-PROBLEMS: list[Problem] = [
-    Problem("aggregations_by_channel", "trino",
-            'renders PERCENTILE_CONT(CAST("order".amount AS DOUBLE), 0.5) (and 0.9); Trino has no PERCENTILE_CONT '
-            "(only the approximate APPROX_PERCENTILE), so median and percentile must raise CompileError or be "
-            "computed exactly (e.g. interpolating in ARRAY_SORT(ARRAY_AGG(x)))",
-            trino_exact_percentile),
-    Problem("aggregations_by_channel", "bigquery",
-            "renders PERCENTILE_CONT(CAST(`order`.amount AS FLOAT64), 0.5) as an aggregate under GROUP BY; in "
-            "BigQuery it is an analytic function that needs OVER (APPROX_QUANTILES would be approximate): raise "
-            "CompileError or compute it with PERCENTILE_CONT(...) OVER (PARTITION BY the groups) before grouping",
-            bigquery_exact_percentile),
-    Problem("aggregations_by_channel", "spark",
-            "renders PERCENTILE_CONT(CAST(`order`.amount AS DOUBLE), 0.5); Spark needs PERCENTILE(x, 0.5) (exact, "
-            "interpolated) or PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY x), x = CAST(`order`.amount AS DOUBLE)",
-            spark_exact_percentile),
-    Problem("orders_by_week", "bigquery",
-            "renders TIMESTAMP_TRUNC(`order`.ordered_at, WEEK), which starts weeks on Sunday; every other dialect "
-            "starts them on Monday: should be TIMESTAMP_TRUNC(`order`.ordered_at, WEEK(MONDAY)) (or ISOWEEK)",
-            bigquery_monday_weeks),
-    Problem("revenue_rolling_7d_by_day", "bigquery",
-            "renders RANGE BETWEEN INTERVAL '6' DAY PRECEDING AND CURRENT ROW over the DATE `time__day`; BigQuery "
-            "RANGE offsets need a numeric key: ORDER BY UNIX_DATE(`time__day`) RANGE BETWEEN 6 PRECEDING AND "
-            "CURRENT ROW",
-            bigquery_numeric_range),
-    Problem("revenue_yoy_by_month", "bigquery",
-            "renders RANGE BETWEEN INTERVAL '1' YEAR PRECEDING AND INTERVAL '1' YEAR PRECEDING over the DATE "
-            "`time__month`; BigQuery needs a numeric key, e.g. ORDER BY DATE_DIFF(`time__month`, DATE '1970-01-01', "
-            "MONTH) RANGE BETWEEN 12 PRECEDING AND 12 PRECEDING",
-            bigquery_numeric_range),
-    Problem("revenue_rolling_7d_by_day", "spark",
-            "renders RANGE BETWEEN INTERVAL '6' DAY PRECEDING AND CURRENT ROW over the DATE `time__day`; Spark "
-            "accepts only integer days or a year-month interval for a DATE key: RANGE BETWEEN 6 PRECEDING AND "
-            "CURRENT ROW",
-            spark_date_range),
+def bigquery_dates_truncated_as_dates(outcome: Compiled | CompileError) -> None:
+    """BigQuery's TIMESTAMP_TRUNC takes a TIMESTAMP or a DATETIME; a period column of day grain or coarser is a
+    DATE, truncated with DATE_TRUNC."""
+    assert isinstance(outcome, Compiled), f"expected SQL, got CompileError: {outcome}"
+    on_dates = re.findall(r"TIMESTAMP_TRUNC\(`time__(?:day|week|month|quarter|year)`[^()]*\)", outcome.sql)
+    assert not on_dates, f"TIMESTAMP_TRUNC of a DATE: {on_dates[0]}"
+
+
+CHECKS: list[Check] = [
+    Check("aggregations_by_channel", "trino",
+          'PERCENTILE_CONT(CAST("order".amount AS DOUBLE), 0.5): Trino has no PERCENTILE_CONT, and its '
+          "APPROX_PERCENTILE is approximate; the percentile is interpolated in ARRAY_AGG(x ORDER BY x)",
+          trino_exact_percentile),
+    Check("aggregations_by_channel", "bigquery",
+          "PERCENTILE_CONT(CAST(`order`.amount AS FLOAT64), 0.5) under GROUP BY: in BigQuery it is an analytic "
+          "function that needs OVER (APPROX_QUANTILES is approximate); the percentile is interpolated in "
+          "ARRAY_AGG(x IGNORE NULLS ORDER BY x)",
+          bigquery_exact_percentile),
+    Check("aggregations_by_channel", "spark",
+          "PERCENTILE_CONT(CAST(`order`.amount AS DOUBLE), 0.5): Spark 3 wants WITHIN GROUP, Spark 4 one argument; "
+          "its exact, interpolated aggregate is PERCENTILE(x, 0.5)",
+          spark_exact_percentile),
+    Check("orders_by_week", "bigquery",
+          "TIMESTAMP_TRUNC(`order`.ordered_at, WEEK) starts weeks on Sunday, every other dialect on Monday: "
+          "WEEK(MONDAY)",
+          bigquery_monday_weeks),
+    Check("revenue_rolling_7d_by_day", "bigquery",
+          "RANGE BETWEEN INTERVAL '6' DAY PRECEDING over the DATE `time__day`: BigQuery RANGE offsets need a numeric "
+          "key, ORDER BY UNIX_DATE(`time__day`) RANGE BETWEEN 6 PRECEDING AND CURRENT ROW",
+          bigquery_numeric_range),
+    Check("revenue_yoy_by_month", "bigquery",
+          "RANGE BETWEEN INTERVAL '1' YEAR PRECEDING AND INTERVAL '1' YEAR PRECEDING over the DATE `time__month`: "
+          "BigQuery needs a numeric key, ORDER BY DATE_DIFF(`time__month`, DATE '1970-01-01', MONTH) RANGE BETWEEN "
+          "12 PRECEDING AND 12 PRECEDING",
+          bigquery_numeric_range),
+    Check("revenue_rolling_3m_by_month", "bigquery",
+          "RANGE BETWEEN INTERVAL '2' MONTH PRECEDING over the DATE `time__month`: a month number, as above",
+          bigquery_numeric_range),
+    Check("revenue_rolling_7d_by_hour", "bigquery",
+          "RANGE BETWEEN INTERVAL '167' HOUR PRECEDING over the time `time__hour`: seconds, "
+          "UNIX_SECONDS(CAST(`time__hour` AS TIMESTAMP)) RANGE BETWEEN 601200 PRECEDING AND CURRENT ROW",
+          bigquery_numeric_range),
+    Check("revenue_last_month_by_day", "bigquery",
+          "RANGE BETWEEN INTERVAL '1' MONTH PRECEDING over the DATE `time__day`: no numeric key keeps calendar "
+          "months from a day, so CompileError",
+          bigquery_numeric_range),
+    Check("revenue_rolling_7d_by_day", "spark",
+          "RANGE BETWEEN INTERVAL '6' DAY PRECEDING over the DATE `time__day`: Spark takes integer days or a "
+          "year-month interval for a DATE key, RANGE BETWEEN 6 PRECEDING AND CURRENT ROW",
+          spark_date_range),
+    Check("revenue_rolling_7d_by_day", "bigquery",
+          "CAST(TIMESTAMP_TRUNC(`time__day`, DAY) AS DATE) in the period filter: DATE_TRUNC(`time__day`, DAY)",
+          bigquery_dates_truncated_as_dates),
+    Check("revenue_mtd_by_day", "bigquery",
+          "PARTITION BY CAST(TIMESTAMP_TRUNC(`time__day`, MONTH) AS DATE): DATE_TRUNC(`time__day`, MONTH)",
+          bigquery_dates_truncated_as_dates),
 ]
 
+# Check id -> why that check still fails: it then runs as a strict xfail, so a fix shows up. Empty today.
+PROBLEMS: dict[str, str] = {}
 
-@pytest.mark.parametrize("problem", [
-    pytest.param(p, id=f"{p.name}-{p.dialect}", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=f"{p.dialect} {p.name}: {p.reason}"))
-    for p in PROBLEMS])
-def test_dialect_problem(compiler: Service, problem: Problem) -> None:
-    problem.check(compile_or_error(compiler, problem.name, problem.dialect))
+
+@pytest.mark.parametrize("check", [
+    pytest.param(c, id=c.id, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=PROBLEMS[c.id]))
+    if c.id in PROBLEMS else pytest.param(c, id=c.id) for c in CHECKS])
+def test_dialect_check(compiler: Service, check: Check) -> None:
+    check.check(compile_or_error(compiler, check.name, check.dialect))
+
+
+def test_every_problem_has_a_check() -> None:
+    assert set(PROBLEMS) <= {c.id for c in CHECKS}, "PROBLEMS names a check that CHECKS does not have"
+
+
+# --- each rewrite keeps the answer -------------------------------------------------------------------------------
+
+# The rewrites whose DuckDB rendering means what they say in their own dialect. Not here: `spark_exact_percentile`
+# (sqlglot writes Spark's PERCENTILE as DuckDB's discrete QUANTILE) and `bigquery_monday_weeks` (DuckDB's weeks
+# already start on Monday).
+RUNNABLE_ON_DUCKDB: tuple[dialects.Rewrite, ...] = (
+    dialects.bigquery_exact_percentile, dialects.trino_exact_percentile, dialects.bigquery_truncate_dates,
+    dialects.bigquery_numeric_range_frames, dialects.bigquery_nulls_last_in_windows,
+    dialects.spark_integer_day_frames)
+
+
+@pytest.mark.parametrize("rule", RUNNABLE_ON_DUCKDB, ids=lambda rule: getattr(rule, "__name__", "rule"))
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_rewrite_keeps_the_answer(compiler: Service, duckdb_path: Path, rule: dialects.Rewrite, name: str) -> None:
+    """A rewrite applied alone to a query's tree, written for DuckDB, returns the rows of the query's DuckDB SQL: the
+    day numbers, month numbers, seconds, NULL sort keys and interpolations mean what the intervals, NULLS LAST and
+    PERCENTILE_CONT did."""
+    compiled = compiler.compile(QUERIES[name], "duckdb")
+    try:
+        rewritten = rule(compiled.tree).sql(dialect="duckdb", comments=False, unsupported_level=ErrorLevel.RAISE)
+    except CompileError:
+        return  # the rule refuses this query: nothing to run (EXPECTED_COMPILE_ERRORS pins where)
+    if rewritten == compiled.sql:
+        return  # nothing to rewrite in this query
+    # Opened as the other tests open it and closed at once: DuckDB refuses a differently configured connection to a
+    # file that is open, and the conftest's PostgreSQL copy reads the file later in the session.
+    warehouse = SqlWarehouse(f"duckdb:///{duckdb_path}")
+    try:
+        got = sorted(warehouse.run(rewritten).rows, key=_sort_key)
+        expected = sorted(warehouse.run(compiled.sql).rows, key=_sort_key)
+    finally:
+        warehouse.close()
+    assert len(got) == len(expected), f"{name}: {len(got)} rows rewritten, {len(expected)} as compiled"
+    for row, other in zip(got, expected, strict=True):
+        assert all(_same(a, b) for a, b in zip(row, other, strict=True)), f"{name}: rewritten {row} != {other}"
+
+
+@pytest.mark.parametrize("rule", [dialects.bigquery_exact_percentile, dialects.trino_exact_percentile],
+                         ids=lambda rule: getattr(rule, "__name__", "rule"))
+@pytest.mark.parametrize("fraction", [0, 0.25, 0.5, 0.9, 1])
+def test_interpolated_percentile_is_percentile_cont(rule: dialects.Rewrite, fraction: float) -> None:
+    """On groups of several values, one value, only NULLs, and NULLs among values, the interpolation in the sorted
+    values returns what DuckDB's own continuous percentile does."""
+    value = exp.cast(exp.column("x"), exp.DataType.Type.DOUBLE)
+    percentile = exp.PercentileCont(this=value, expression=exp.Literal.number(fraction))
+    tree = exp.select("g", exp.alias_(percentile, "v")).from_("t").group_by("g")
+    with duckdb.connect() as connection:
+        connection.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 1.0), (1, 2.0), (1, 3.0), (1, 4.0), "
+                           "(2, 5.0), (3, NULL), (4, NULL), (4, 7.0), (4, 1.0), (4, 10.0), (4, 7.0)) AS v(g, x)")
+        expected = sorted(connection.execute(tree.sql(dialect="duckdb")).fetchall())
+        got = sorted(connection.execute(rule(tree).sql(dialect="duckdb")).fetchall())
+    assert len(got) == len(expected) == 4
+    assert all(_same(a, b) for row, other in zip(got, expected, strict=True) for a, b in zip(row, other, strict=True)), \
+        f"{got} != {expected}"
 
 
 # --- DuckDB and PostgreSQL agree ---------------------------------------------------------------------------------

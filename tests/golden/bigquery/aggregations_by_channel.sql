@@ -8,9 +8,53 @@ WITH `order_metrics` /* Aggregate order: order__average_amount, order__buyers, o
     COUNT(DISTINCT `order`.customer_id) AS `order__buyers`,
     SUM(`order`.amount) AS `order__gross_amount`,
     MAX(`order`.amount) AS `order__largest_order`,
-    PERCENTILE_CONT(CAST(`order`.amount AS FLOAT64), 0.5) AS `order__median_amount`,
+    (
+      ARRAY_AGG(
+        CAST(`order`.amount AS FLOAT64) IGNORE NULLS ORDER BY CAST(`order`.amount AS FLOAT64)
+      )[SAFE_OFFSET(CAST(FLOOR(0.5 * (
+        COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+      )) AS INT64))] + (
+        0.5 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        ) - FLOOR(0.5 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        ))
+      ) * (
+        ARRAY_AGG(
+          CAST(`order`.amount AS FLOAT64) IGNORE NULLS ORDER BY CAST(`order`.amount AS FLOAT64)
+        )[SAFE_OFFSET(CAST(CEIL(0.5 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        )) AS INT64))] - ARRAY_AGG(
+          CAST(`order`.amount AS FLOAT64) IGNORE NULLS ORDER BY CAST(`order`.amount AS FLOAT64)
+        )[SAFE_OFFSET(CAST(FLOOR(0.5 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        )) AS INT64))]
+      )
+    ) AS `order__median_amount`,
     COUNT(*) AS `order__order_count`,
-    PERCENTILE_CONT(CAST(`order`.amount AS FLOAT64), 0.9) AS `order__p90_amount`,
+    (
+      ARRAY_AGG(
+        CAST(`order`.amount AS FLOAT64) IGNORE NULLS ORDER BY CAST(`order`.amount AS FLOAT64)
+      )[SAFE_OFFSET(CAST(FLOOR(0.9 * (
+        COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+      )) AS INT64))] + (
+        0.9 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        ) - FLOOR(0.9 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        ))
+      ) * (
+        ARRAY_AGG(
+          CAST(`order`.amount AS FLOAT64) IGNORE NULLS ORDER BY CAST(`order`.amount AS FLOAT64)
+        )[SAFE_OFFSET(CAST(CEIL(0.9 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        )) AS INT64))] - ARRAY_AGG(
+          CAST(`order`.amount AS FLOAT64) IGNORE NULLS ORDER BY CAST(`order`.amount AS FLOAT64)
+        )[SAFE_OFFSET(CAST(FLOOR(0.9 * (
+          COUNT(CAST(`order`.amount AS FLOAT64)) - 1
+        )) AS INT64))]
+      )
+    ) AS `order__p90_amount`,
     MIN(`order`.amount) AS `order__smallest_order`
   FROM orders AS `order`
   GROUP BY

@@ -3,7 +3,7 @@
 -- request: metrics=order.order_count; dimensions=time:week
 WITH `order_metrics` /* Aggregate order: order__order_count */ AS (
   SELECT
-    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, WEEK) AS DATE) AS `time__week`,
+    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, WEEK(MONDAY)) AS DATE) AS `time__week`,
     COUNT(*) AS `order__order_count`
   FROM orders AS `order`
   GROUP BY

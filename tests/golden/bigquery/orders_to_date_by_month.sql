@@ -15,7 +15,7 @@ WITH `order_series` /* Aggregate order per period: order__order_count */ AS (
       WHEN NOT `time__month` IS NULL
       THEN SUM(`order__order_count`) OVER (
         PARTITION BY `time__month` IS NULL
-        ORDER BY `time__month`
+        ORDER BY `time__month` IS NULL, `time__month`
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
       )
     END AS `order__orders_to_date`

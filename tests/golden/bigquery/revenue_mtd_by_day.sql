@@ -14,8 +14,8 @@ WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
     CASE
       WHEN NOT `time__day` IS NULL
       THEN SUM(`order__revenue`) OVER (
-        PARTITION BY `time__day` IS NULL, CAST(TIMESTAMP_TRUNC(`time__day`, MONTH) AS DATE)
-        ORDER BY `time__day`
+        PARTITION BY `time__day` IS NULL, CAST(DATE_TRUNC(`time__day`, MONTH) AS DATE)
+        ORDER BY `time__day` IS NULL, `time__day`
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
       )
     END AS `order__revenue_mtd`

@@ -18,14 +18,14 @@ WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
         WHEN NOT `time__day` IS NULL
         THEN SUM(`order__revenue`) OVER (
           PARTITION BY `time__day` IS NULL
-          ORDER BY `time__day`
-          RANGE BETWEEN INTERVAL '6' DAY PRECEDING AND CURRENT ROW
+          ORDER BY UNIX_DATE(`time__day`)
+          RANGE BETWEEN 6 PRECEDING AND CURRENT ROW
         )
       END AS `order__revenue_rolling_7d`
     FROM `order_series`
   ) AS `windowed`
   WHERE
-    CAST(TIMESTAMP_TRUNC(`time__day`, DAY) AS DATE) >= CAST('2024-06-01 00:00:00' AS DATETIME)
+    CAST(DATE_TRUNC(`time__day`, DAY) AS DATE) >= CAST('2024-06-01 00:00:00' AS DATETIME)
 )
 SELECT
   `time__day`,

@@ -16,8 +16,8 @@ WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
       WHEN NOT `time__month` IS NULL
       THEN MAX(`order__revenue`) OVER (
         PARTITION BY `time__month` IS NULL
-        ORDER BY `time__month`
-        RANGE BETWEEN INTERVAL '1' YEAR PRECEDING AND INTERVAL '1' YEAR PRECEDING
+        ORDER BY DATE_DIFF(`time__month`, CAST('1970-01-01' AS DATE), MONTH)
+        RANGE BETWEEN 12 PRECEDING AND 12 PRECEDING
       )
     END AS `order__revenue_last_year`
   FROM `order_series`

@@ -8,9 +8,9 @@ WITH `order_metrics` /* Aggregate order: order__average_amount, order__buyers, o
     COUNT(DISTINCT `order`.customer_id) AS `order__buyers`,
     SUM(`order`.amount) AS `order__gross_amount`,
     MAX(`order`.amount) AS `order__largest_order`,
-    PERCENTILE_CONT(CAST(`order`.amount AS DOUBLE), 0.5) AS `order__median_amount`,
+    PERCENTILE(CAST(`order`.amount AS DOUBLE), 0.5) AS `order__median_amount`,
     COUNT(*) AS `order__order_count`,
-    PERCENTILE_CONT(CAST(`order`.amount AS DOUBLE), 0.9) AS `order__p90_amount`,
+    PERCENTILE(CAST(`order`.amount AS DOUBLE), 0.9) AS `order__p90_amount`,
     MIN(`order`.amount) AS `order__smallest_order`
   FROM orders AS `order`
   GROUP BY

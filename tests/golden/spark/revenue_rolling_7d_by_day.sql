@@ -19,7 +19,7 @@ WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
         THEN SUM(`order__revenue`) OVER (
           PARTITION BY `time__day` IS NULL
           ORDER BY `time__day` NULLS LAST
-          RANGE BETWEEN INTERVAL '6' DAY PRECEDING AND CURRENT ROW
+          RANGE BETWEEN 6 PRECEDING AND CURRENT ROW
         )
       END AS `order__revenue_rolling_7d`
     FROM `order_series`

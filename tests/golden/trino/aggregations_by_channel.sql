@@ -8,9 +8,65 @@ WITH "order_metrics" /* Aggregate order: order__average_amount, order__buyers, o
     COUNT(DISTINCT "order".customer_id) AS "order__buyers",
     SUM("order".amount) AS "order__gross_amount",
     MAX("order".amount) AS "order__largest_order",
-    PERCENTILE_CONT(CAST("order".amount AS DOUBLE), 0.5) AS "order__median_amount",
+    (
+      ELEMENT_AT(
+        ARRAY_AGG(CAST("order".amount AS DOUBLE) ORDER BY CAST("order".amount AS DOUBLE)) FILTER(WHERE
+          NOT CAST("order".amount AS DOUBLE) IS NULL),
+        CAST(FLOOR(0.5 * (
+          COUNT(CAST("order".amount AS DOUBLE)) - 1
+        )) AS BIGINT) + 1
+      ) + (
+        0.5 * (
+          COUNT(CAST("order".amount AS DOUBLE)) - 1
+        ) - FLOOR(0.5 * (
+          COUNT(CAST("order".amount AS DOUBLE)) - 1
+        ))
+      ) * (
+        ELEMENT_AT(
+          ARRAY_AGG(CAST("order".amount AS DOUBLE) ORDER BY CAST("order".amount AS DOUBLE)) FILTER(WHERE
+            NOT CAST("order".amount AS DOUBLE) IS NULL),
+          CAST(CEIL(0.5 * (
+            COUNT(CAST("order".amount AS DOUBLE)) - 1
+          )) AS BIGINT) + 1
+        ) - ELEMENT_AT(
+          ARRAY_AGG(CAST("order".amount AS DOUBLE) ORDER BY CAST("order".amount AS DOUBLE)) FILTER(WHERE
+            NOT CAST("order".amount AS DOUBLE) IS NULL),
+          CAST(FLOOR(0.5 * (
+            COUNT(CAST("order".amount AS DOUBLE)) - 1
+          )) AS BIGINT) + 1
+        )
+      )
+    ) AS "order__median_amount",
     COUNT(*) AS "order__order_count",
-    PERCENTILE_CONT(CAST("order".amount AS DOUBLE), 0.9) AS "order__p90_amount",
+    (
+      ELEMENT_AT(
+        ARRAY_AGG(CAST("order".amount AS DOUBLE) ORDER BY CAST("order".amount AS DOUBLE)) FILTER(WHERE
+          NOT CAST("order".amount AS DOUBLE) IS NULL),
+        CAST(FLOOR(0.9 * (
+          COUNT(CAST("order".amount AS DOUBLE)) - 1
+        )) AS BIGINT) + 1
+      ) + (
+        0.9 * (
+          COUNT(CAST("order".amount AS DOUBLE)) - 1
+        ) - FLOOR(0.9 * (
+          COUNT(CAST("order".amount AS DOUBLE)) - 1
+        ))
+      ) * (
+        ELEMENT_AT(
+          ARRAY_AGG(CAST("order".amount AS DOUBLE) ORDER BY CAST("order".amount AS DOUBLE)) FILTER(WHERE
+            NOT CAST("order".amount AS DOUBLE) IS NULL),
+          CAST(CEIL(0.9 * (
+            COUNT(CAST("order".amount AS DOUBLE)) - 1
+          )) AS BIGINT) + 1
+        ) - ELEMENT_AT(
+          ARRAY_AGG(CAST("order".amount AS DOUBLE) ORDER BY CAST("order".amount AS DOUBLE)) FILTER(WHERE
+            NOT CAST("order".amount AS DOUBLE) IS NULL),
+          CAST(FLOOR(0.9 * (
+            COUNT(CAST("order".amount AS DOUBLE)) - 1
+          )) AS BIGINT) + 1
+        )
+      )
+    ) AS "order__p90_amount",
     MIN("order".amount) AS "order__smallest_order"
   FROM orders AS "order"
   GROUP BY

@@ -1,0 +1,27 @@
+-- query: revenue_rolling_3m_by_month
+-- dialect: postgres
+-- request: metrics=order.revenue_rolling_3m; dimensions=time:month
+WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
+  SELECT
+    CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "time__month",
+    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+  FROM orders AS "order"
+  GROUP BY
+    1
+), "order_windows" /* Accumulate order: order__revenue_rolling_3m */ AS (
+  SELECT
+    "time__month",
+    CASE
+      WHEN NOT "time__month" IS NULL
+      THEN SUM("order__revenue") OVER (
+        PARTITION BY "time__month" IS NULL
+        ORDER BY "time__month"
+        RANGE BETWEEN INTERVAL '2 MONTH' PRECEDING AND CURRENT ROW
+      )
+    END AS "order__revenue_rolling_3m"
+  FROM "order_series"
+)
+SELECT
+  "time__month",
+  "order__revenue_rolling_3m" AS "order__revenue_rolling_3m"
+FROM "order_windows"
