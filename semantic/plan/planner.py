@@ -20,6 +20,7 @@ from semantic.plan.fill import Fill, bounds
 from semantic.plan.paths import all_paths
 from semantic.plan.scope import Join, Scope, ident, truncate
 from semantic.plan.timefilter import raw_range, to_utc
+from semantic.plan.windows import Window, fine_grain, frame, interval, whole_periods
 from semantic.query import DimensionRef, SemanticQuery, column_text
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
@@ -32,19 +33,6 @@ class OutputColumn:
     type: str  # string integer number boolean date datetime
     kind: str  # dimension or metric
     description: str = ""
-
-
-@dataclass(frozen=True)
-class Window:
-    """A cumulative or offset metric: `function(base) OVER (PARTITION BY the other groups [, reset period]
-    ORDER BY the period <spec>)` over an entity's per-period series."""
-
-    alias: str
-    base: str  # alias of the base measure in the series
-    function: type[exp.Expression]  # exp.Sum, exp.Min or exp.Max
-    spec: exp.WindowSpec | None  # None: summed by a range join over the finer series (Aggregate.fine)
-    reset: str | None = None  # grain_to_date: the running total restarts at each period of this grain
-    span: exp.Expression | None = None  # the window's length as an interval, for the range join
 
 
 @dataclass(frozen=True)
@@ -386,7 +374,7 @@ class _Planner:
 
         before = [f for f in filters if not on_time_axis(f)]
         after = [self._period_filter(f, period) for f in filters if on_time_axis(f)]
-        whole = all(_whole_periods(c.name.partition(":")[2].lower(), grain)
+        whole = all(whole_periods(c.name.partition(":")[2].lower(), grain)
                     for f in filters if on_time_axis(f) for c in f.find_all(exp.Column))
         carried = plain if whole and fine is None else []
         bases = {m.base or "": entity.metrics[m.base or ""] for m in metrics}
@@ -403,11 +391,11 @@ class _Planner:
                 function = exp.Max  # the frame holds at most the one row of the earlier period
             if fine is not None:
                 assert metric.window is not None
-                span = _interval(metric.window.count, metric.window.unit)
+                span = interval(metric.window.count, metric.window.unit)
                 windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, None,
                                       span=span))
                 continue
-            spec, reset = _frame(metric, grain) or (None, None)
+            spec, reset = frame(metric, grain) or (None, None)
             windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, spec, reset))
         return Aggregate(entity.name, series.source, series.joins, series.groups, series.measures, series.where,
                          tuple(windows), period, exp.and_(*after) if after else None,
@@ -436,7 +424,7 @@ class _Planner:
         framed: list[Metric] = []
         ranged: list[tuple[Metric, str]] = []
         for metric in metrics:
-            if _frame(metric, grain) is None:
+            if frame(metric, grain) is None:
                 ranged.append((metric, fine_grain(metric, grain)))
             else:
                 framed.append(metric)
@@ -541,74 +529,6 @@ class _Planner:
         timezone = self.query.timezone
         return exp.Paren(this=exp.and_(*(op(this=raw.copy(), expression=time_literal(to_utc(bound, timezone)))
                                          for op, bound in conditions)))
-
-
-_MONTHS = {"month": 1, "quarter": 3, "year": 12}
-_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
-
-
-def _interval(count: int, unit: str) -> exp.Expression:
-    if unit == "quarter":
-        count, unit = count * 3, "month"
-    return exp.Interval(this=exp.Literal.string(str(count)), unit=exp.var(unit.upper()))
-
-
-def _frame(metric: Metric, grain: str) -> tuple[exp.WindowSpec, str | None] | None:
-    """The window frame, over a series with one row per period of `grain`, that yields the metric's value for
-    each period: its value as of the period's end (cumulative) or the value `offset` earlier (offset)."""
-    what = f"{metric.qualified} at {grain} grain"
-    if metric.kind == "offset":
-        assert metric.offset is not None
-        unit, count = metric.offset.unit, metric.offset.count
-        fits = (GRAINS.index(unit) >= GRAINS.index(grain) and grain != "week" and unit != "week"
-                and (grain not in _MONTHS or (unit in _MONTHS and count * _MONTHS[unit] % _MONTHS[grain] == 0))) \
-            or (grain == "week" and unit == "week") or (grain in _SECONDS and unit == "week")
-        if not fits:
-            raise QueryError(f"{what}: an offset of {metric.offset} does not land on the start of a {grain}; ask "
-                             f"for the metric at a grain the offset is a whole number of")
-        interval = _interval(count, unit)
-        return exp.WindowSpec(kind="RANGE", start=interval, start_side="PRECEDING", end=interval.copy(),
-                              end_side="PRECEDING"), None
-    running = exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW")
-    if metric.grain_to_date is not None:
-        reset = metric.grain_to_date
-        nested = GRAINS.index(reset) >= GRAINS.index(grain) and not (grain == "week" and reset != "week"
-                                                                       and reset in _MONTHS)
-        if not nested:
-            raise QueryError(f"{what}: {grain}s do not nest inside {reset}s; ask for it at a grain of {reset} "
-                             f"or finer that fits inside one")
-        return running, reset
-    if metric.window is None:
-        return running, None
-    count, unit = metric.window.count, metric.window.unit
-    if grain in _MONTHS and unit in _MONTHS and count * _MONTHS[unit] % _MONTHS[grain] == 0:
-        preceding = count * _MONTHS[unit] - _MONTHS[grain]
-        return exp.WindowSpec(kind="RANGE", start=_interval(preceding, "month"), start_side="PRECEDING",
-                              end="CURRENT ROW"), None
-    if grain in _SECONDS and unit in _SECONDS and count * _SECONDS[unit] % _SECONDS[grain] == 0:
-        preceding = count * _SECONDS[unit] // _SECONDS[grain] - 1
-        step = "day" if grain == "week" else grain
-        per_step = 7 if grain == "week" else 1
-        return exp.WindowSpec(kind="RANGE", start=_interval(preceding * per_step, step), start_side="PRECEDING",
-                              end="CURRENT ROW"), None
-    return None  # not a whole number of periods: summed over a finer series instead (see fine_grain)
-
-
-def fine_grain(metric: Metric, grain: str) -> str:
-    """The grain a window that is not a whole number of `grain` periods is summed at: the finer of the
-    period's grain and the window's unit (weeks in days, quarters and years in months)."""
-    assert metric.window is not None
-    unit = {"week": "day", "quarter": "month", "year": "month"}.get(metric.window.unit, metric.window.unit)
-    if GRAINS.index(unit) < GRAINS.index(grain):
-        return unit
-    return "day" if grain == "week" else grain  # months do not nest in weeks: count the days
-
-
-def _whole_periods(filter_grain: str, period_grain: str) -> bool:
-    """Whether a filter at `filter_grain` keeps or drops whole periods of `period_grain` (no grain: raw time)."""
-    if not filter_grain or GRAINS.index(filter_grain) < GRAINS.index(period_grain):
-        return False
-    return not (period_grain == "week" and filter_grain in _MONTHS)  # weeks straddle months
 
 
 def _conjuncts(tree: exp.Expression) -> list[exp.Expression]:
