@@ -7,14 +7,18 @@ Arrow, its fast path; other drivers answer as rows.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
+from sqlglot import exp
 
 from semantic.errors import WarehouseError, WarehouseUnavailableError
 
@@ -38,6 +42,10 @@ class Warehouse(Protocol):
     def run(self, sql: str) -> Table: ...
 
     def arrow(self, sql: str) -> pa.Table: ...
+
+    def arrow_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """Run one statement that reads `tables`, each visible under its name for this statement only."""
+        ...
 
     def close(self) -> None: ...
 
@@ -78,7 +86,7 @@ class SqlWarehouse:
     def _raw(self) -> Any:
         try:
             return self.engine.raw_connection()
-        except sa.exc.SQLAlchemyError as error:
+        except Exception as error:  # noqa: BLE001 - the pool lets the driver's own errors through unwrapped
             raise WarehouseUnavailableError(f"cannot connect to {self.identity}: {_first_line(error)}") from None
 
     def arrow(self, sql: str) -> pa.Table:
@@ -91,6 +99,36 @@ class SqlWarehouse:
         except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
             raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
         finally:
+            raw.close()
+
+    def arrow_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """`tables` reach the warehouse as tables, never as literals: DuckDB scans the Arrow data where it lies
+        (`register`); PostgreSQL gets TEMP tables filled by COPY, in the statement's own transaction, which the
+        rollback at the end drops. All on one connection checkout."""
+        raw = self._raw()
+        connection = raw.driver_connection
+        try:
+            if self.dialect == "duckdb":
+                try:
+                    for name, table in tables.items():
+                        connection.register(name, table)
+                    return connection.sql(sql).to_arrow_table()
+                finally:
+                    for name in tables:
+                        connection.unregister(name)
+            cursor = connection.cursor()
+            for name, table in tables.items():
+                _copy_in(cursor, name, table, self.dialect)
+            cursor.execute(sql)
+            return _arrow_of(cursor)
+        except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
+            raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
+        finally:
+            if self.dialect != "duckdb":
+                try:
+                    connection.rollback()  # drops the TEMP tables; leaves no transaction open in the pool
+                except Exception:  # noqa: BLE001, S110 - the connection is discarded below anyway
+                    pass
             raw.close()
 
     def run(self, sql: str) -> Table:
@@ -117,6 +155,45 @@ class SqlWarehouse:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_SQL_TYPES = ((pa.types.is_boolean, exp.DataType.Type.BOOLEAN), (pa.types.is_integer, exp.DataType.Type.BIGINT),
+              (pa.types.is_floating, exp.DataType.Type.DOUBLE), (pa.types.is_decimal, exp.DataType.Type.DECIMAL),
+              (pa.types.is_timestamp, exp.DataType.Type.TIMESTAMP), (pa.types.is_date, exp.DataType.Type.DATE),
+              (pa.types.is_string, exp.DataType.Type.TEXT), (pa.types.is_large_string, exp.DataType.Type.TEXT))
+
+
+def _sql_type(kind: pa.DataType) -> exp.DataType:
+    for test, sql_type in _SQL_TYPES:
+        if test(kind):
+            return exp.DataType.build(sql_type)
+    raise WarehouseError(f"cannot send an Arrow column of type {kind} to the warehouse")
+
+
+def _copy_in(cursor: Any, name: str, table: pa.Table, dialect: str) -> None:
+    """CREATE TEMPORARY TABLE with the Arrow table's columns, then COPY its rows in as CSV (nulls unquoted)."""
+    columns = [exp.ColumnDef(this=exp.to_identifier(f.name, quoted=True), kind=_sql_type(f.type))
+               for f in table.schema]
+    target = exp.Table(this=exp.to_identifier(name, quoted=True))
+    create = exp.Create(this=exp.Schema(this=target, expressions=columns), kind="TABLE",
+                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
+    cursor.execute(create.sql(dialect=dialect))
+    copy = exp.Copy(this=exp.Schema(this=target.copy(), expressions=[c.this.copy() for c in columns]), kind=True,
+                    files=[exp.var("STDIN")], params=[exp.CopyParameter(this=exp.var("FORMAT"),
+                                                                          expression=exp.var("csv"))])
+    data = io.BytesIO()
+    pa_csv.write_csv(table, data, pa_csv.WriteOptions(include_header=False))
+    with cursor.copy(copy.sql(dialect=dialect)) as stream:
+        stream.write(data.getbuffer())
+    cursor.execute(exp.Analyze(tables=[target.copy()]).sql(dialect=dialect))  # a TEMP table has no statistics
+
+
+def _arrow_of(cursor: Any) -> pa.Table:
+    """A cursor's rows as Arrow columns; each column's type is inferred from its values (all-null: type null)."""
+    names = [d[0] for d in cursor.description or ()]
+    rows = cursor.fetchall()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return pa.table({name: pa.array(values) for name, values in zip(names, columns, strict=True)})
 
 
 def _first_line(error: BaseException) -> str:

@@ -7,9 +7,12 @@ SemanticQuery -> Plan -> sqlglot tree -> SQL -> cache -> warehouse -> rows.
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
+import pyarrow as pa
 from cachetools import LRUCache
 from sqlglot import exp
 
@@ -18,6 +21,7 @@ from semantic.errors import CompileError, QueryError
 from semantic.execute import Table, Warehouse
 from semantic.features.build import build_features
 from semantic.features.request import FeatureRequest
+from semantic.features.training import Spine, assemble, build_training, to_pandas
 from semantic.model import Model
 from semantic.plan.planner import OutputColumn, Plan, plan
 from semantic.query import SemanticQuery
@@ -104,8 +108,6 @@ class Service:
         rows = tuple(tuple(row[i] for i, _ in wanted) for row in table.rows)
         return Result(tuple(c for _, c in wanted), rows, compiled.sql, hit, key)
 
-
-
     def compile_features(self, request: FeatureRequest, dialect: str | None = None
                          ) -> tuple[str, tuple[OutputColumn, ...]]:
         """The SQL of a feature request and its output columns."""
@@ -117,3 +119,33 @@ class Service:
         sql, columns = self.compile_features(request)
         table, hit, key = self.run_sql(sql, scope)
         return Result(columns, table.rows, sql, hit, key)
+
+    @overload
+    def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
+                     time_column: str = "event_timestamp", pandas: Literal[False] = False) -> pa.Table: ...
+
+    @overload
+    def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
+                     time_column: str = "event_timestamp", pandas: Literal[True]) -> Any: ...
+
+    def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
+                     time_column: str = "event_timestamp", pandas: bool = False) -> Any:
+        """Feature values for each spine row as of its own time: the spine (a pyarrow Table or pandas DataFrame
+        with the entity's key column(s) and `time_column`) with one typed column per feature appended, every row
+        once, in input order. A pyarrow Table, or with `pandas=True` a DataFrame with nullable integer columns.
+
+        The spine reaches the warehouse as a table registered for the one statement; the answer is too large for
+        the result cache and does not go through it.
+        """
+        if self.warehouse is None:
+            raise QueryError("no warehouse is configured; pass --warehouse or set SEMANTIC_WAREHOUSE_URL")
+        checked = Spine.create(self.model, entity, spine, names, time_column)
+        table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
+        tree, columns = build_training(self.model, checked, table_name, self.warehouse.dialect)
+        try:
+            sql = render(tree, self.warehouse.dialect)
+        except Exception as error:  # noqa: BLE001 - sqlglot raises UnsupportedError and others per dialect
+            raise CompileError(f"cannot express this training set in {self.warehouse.dialect}: {error}") from None
+        answer = self.warehouse.arrow_with(sql, {table_name: checked.rows})
+        table = assemble(checked, answer, columns)
+        return to_pandas(table) if pandas else table

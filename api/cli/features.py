@@ -1,9 +1,10 @@
-"""`semantic features`: feature values per key as of a time."""
+"""`semantic features`: feature values per key as of a time, or a training set for a spine file."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -11,6 +12,7 @@ from api.cli.common import exits, open_model, open_service
 from api.cli.output import render_result
 from semantic.errors import QueryError
 from semantic.features.request import FeatureRequest
+from semantic.features.training import format_of, read_spine, write_table
 
 
 def _parse_key(text: str, kind: str) -> object:
@@ -27,16 +29,32 @@ def _parse_key(text: str, kind: str) -> object:
 @click.command()
 @click.argument("model", required=False)
 @click.option("--entity", required=True, help="The entity whose features to fetch, e.g. customer.")
-@click.option("--key", "keys", multiple=True, required=True,
+@click.option("--key", "keys", multiple=True,
               help="A key value (repeatable); a JSON object for composite keys.")
 @click.option("--at", "at", help="ISO 8601 time; default now (UTC).")
+@click.option("--spine", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Parquet or CSV file of key column(s) and a time column: one output row per spine row, each "
+                   "as of its own time (instead of --key/--at).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the training set for --spine: .parquet, .csv or .arrow.")
+@click.option("--time-column", default="event_timestamp", show_default=True,
+              help="The spine's time column.")
 @click.option("--feature", "names", multiple=True, help="A feature name (repeatable); default all.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.option("--warehouse", help="SQLAlchemy URL; overrides the model and SEMANTIC_WAREHOUSE_URL.")
 @exits
-def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | None, names: tuple[str, ...],
-             fmt: str, warehouse: str | None) -> None:
-    """Print feature values of --entity for each --key as of --at."""
+def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | None, spine: Path | None,
+             out: Path | None, time_column: str, names: tuple[str, ...], fmt: str, warehouse: str | None) -> None:
+    """Print feature values of --entity for each --key as of --at, or write a training set for --spine to --out."""
+    if spine is not None:
+        if keys or at is not None:
+            raise QueryError("--spine gives the keys and their times; leave out --key and --at")
+        if out is None:
+            raise QueryError("--spine needs --out FILE (.parquet, .csv or .arrow) for the training set")
+        _training_set(model, entity, spine, out, time_column, names, warehouse)
+        return
+    if not keys:
+        raise QueryError("give --key (repeatable) for an online lookup, or --spine FILE --out FILE for a training set")
     loaded = open_model(model)
     target = loaded.entities.get(entity)
     parsed: list[object] = []
@@ -55,3 +73,14 @@ def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | No
             raise QueryError(f"--at {at!r} is not an ISO 8601 date or date-time") from None
     request = FeatureRequest.create(loaded, entity, parsed, list(names) or None, when)
     click.echo(render_result(open_service(loaded, warehouse).features(request), fmt))
+
+
+def _training_set(model: str | None, entity: str, spine: Path, out: Path, time_column: str,
+                  names: tuple[str, ...], warehouse: str | None) -> None:
+    format_of(out.name, "the output")  # refuse an unknown output format before any work
+    loaded = open_model(model)
+    table = read_spine(spine, format_of(spine.name), loaded, entity)
+    result = open_service(loaded, warehouse).training_set(entity, table, list(names) or None,
+                                                          time_column=time_column)
+    write_table(result, out)
+    click.echo(f"wrote {result.num_rows:,} rows x {result.num_columns} columns to {out}", err=True)

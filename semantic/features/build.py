@@ -3,7 +3,8 @@
 Point-in-time rules (t = `at`):
 - metric feature: the metric over the related entity's events with time <= t (and > t - window);
 - latest feature: the related entity's latest row with time <= t, created <= t when it declares `created`, and
-  time >= t - ttl; ties go to the greatest created time, then the greatest key;
+  time >= t - ttl; ties go to the greatest created time, then the greatest key; null for a key with no row of its
+  own;
 - dimension feature: the entity's own dimension, null before the entity's time;
 - derived feature: SQL over the other features, computed in the same statement.
 Counts of a key that exists at t are 0, not null, when it has no events; unknown keys give nulls throughout.
@@ -11,11 +12,13 @@ Counts of a key that exists at t are 0, not null, when it has no events; unknown
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from semantic.errors import QueryError
 from semantic.features.request import FeatureRequest
-from semantic.model import Entity, Feature, Model
+from semantic.model import Entity, Feature, Metric, Model
 from semantic.plan.planner import OutputColumn, alias_of, plan, time_literal
 from semantic.plan.scope import Scope, ident, source_of
 from semantic.query import Filter, SemanticQuery
@@ -101,10 +104,8 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
     at = time_literal(request.at)
     scope = Scope(model, entity)
     # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
-    known: exp.Expression = exp.Not(this=exp.Is(this=exp.column(entity.key[0], table=ident(entity.name)),
-                                                expression=exp.Null()))
-    if entity.time is not None:
-        known = exp.and_(known, exp.LTE(this=scope.time(entity, f"features of {entity.name}"), expression=at))
+    exists = row_exists(entity)
+    known = known_at(scope, entity, at)
     final = exp.select(*(exp.column(ident(c), table=ident(SPINE)) for c in entity.key))
     final = final.from_(exp.alias_(exp.Subquery(this=_spine(entity, request)), ident(SPINE), table=True))
     final = final.join(exp.alias_(source_of(entity, model.dialect), ident(entity.name), table=True),
@@ -132,16 +133,15 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
                                 table=ident(cte))
             owner, _, metric_name = (feature.ref or "").rpartition(".")
             metric = model.entities[owner].metrics.get(metric_name) if feature.kind == "metric" else None
-            if metric is not None and metric.kind == "simple" and metric.agg in ("count", "count_distinct"):
+            if metric is not None and counts(metric):
                 values[name] = exp.Case(ifs=[exp.If(this=known.copy(), true=exp.Coalesce(
                     this=column, expressions=[exp.Literal.number(0)]))])
+            elif feature.kind == "latest":  # an unknown key has no latest row, whatever the related table holds
+                values[name] = exp.Case(ifs=[exp.If(this=exists.copy(), true=column)])
             else:
                 values[name] = column
         else:
-            assert feature.expr is not None
-            values[name] = feature.expr.copy().transform(
-                lambda n: exp.Paren(this=value_of(n.name, (*trail, name)).copy()) if isinstance(n, exp.Column) else n,
-                copy=False)
+            values[name] = derived(feature, lambda other: value_of(other, (*trail, name)))
         return values[name]
 
     for name in request.names:
@@ -157,20 +157,46 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
         final = final.with_(ident(cte), as_=subquery, copy=False)
     final = final.order_by(exp.column(ident(ROW), table=ident(SPINE)), copy=False)
     columns = tuple(OutputColumn(c, c, entity.dimensions[c].type, "key") for c in entity.key)
-    columns += tuple(OutputColumn(n, n, _feature_type(model, entity, entity.features[n]), "feature",
+    columns += tuple(OutputColumn(n, n, feature_type(model, entity, entity.features[n]), "feature",
                                   entity.features[n].description) for n in request.names)
     return final, columns
 
 
-def _feature_type(model: Model, entity: Entity, feature: Feature) -> str:
+def row_exists(entity: Entity) -> exp.Expression:
+    """The entity's own row was found (it is LEFT JOINed under its name)."""
+    return exp.Not(this=exp.Is(this=exp.column(entity.key[0], table=ident(entity.name)), expression=exp.Null()))
+
+
+def known_at(scope: Scope, entity: Entity, at: exp.Expression) -> exp.Expr:
+    """The entity's row exists at `at`: found, and its time (when it has one) at or before `at`."""
+    exists = row_exists(entity)
+    if entity.time is None:
+        return exists
+    return exp.and_(exists, exp.LTE(this=scope.time(entity, f"features of {entity.name}"), expression=at))
+
+
+def counts(metric: Metric) -> bool:
+    """A count is 0, not null, for a key known at t without events."""
+    return metric.kind == "simple" and metric.agg in ("count", "count_distinct")
+
+
+def derived(feature: Feature, value_of: Callable[[str], exp.Expression]) -> exp.Expression:
+    """A derived feature's expression with each feature name replaced by that feature's value."""
+    if feature.expr is None:
+        raise QueryError(f"feature {feature.entity}.{feature.name} has no expression")
+    return feature.expr.copy().transform(
+        lambda n: exp.Paren(this=value_of(n.name).copy()) if isinstance(n, exp.Column) else n, copy=False)
+
+
+def feature_type(model: Model, entity: Entity, feature: Feature) -> str:
+    """The output type of a feature: string integer number boolean date datetime."""
     if feature.kind == "dimension":
         return _output_type(entity.dimensions[feature.ref or ""].type)
     owner, _, name = (feature.ref or "").rpartition(".")
     if feature.kind == "latest":
         return _output_type(model.entities[owner].dimensions[name].type)
     if feature.kind == "metric":
-        metric = model.entities[owner].metrics[name]
-        return "integer" if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else "number"
+        return "integer" if counts(model.entities[owner].metrics[name]) else "number"
     return "number"
 
 

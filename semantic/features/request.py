@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,16 +24,7 @@ class FeatureRequest:
     def create(cls, model: Model, entity: str, keys: Any, names: list[str] | None = None,
                at: datetime | None = None) -> FeatureRequest:
         """Check a request: the entity and feature names exist, keys have the key's shape and type."""
-        found = model.entities.get(entity)
-        if found is None:
-            raise UnknownFieldError(f"unknown entity {entity!r}.{did_you_mean(entity, model.entities)}")
-        if not found.features:
-            raise QueryError(f"entity {entity!r} has no features")
-        names = list(names) if names else list(found.features)
-        for name in names:
-            if name not in found.features:
-                raise UnknownFieldError(f"unknown feature {name!r} of {entity!r}."
-                                        f"{did_you_mean(name, found.features)}")
+        found, checked = feature_names(model, entity, names)
         if not isinstance(keys, list) or not keys:
             raise QueryError("`keys` must be a non-empty list of key values")
         if len(keys) > 10_000:
@@ -42,7 +34,21 @@ class FeatureRequest:
             at = datetime.now(UTC).replace(microsecond=0)
         if at.tzinfo is not None:
             at = at.astimezone(UTC).replace(tzinfo=None)
-        return cls(entity, tuple(_key(found, k) for k in keys), tuple(names), at)
+        return cls(entity, tuple(_key(found, k) for k in keys), checked, at)
+
+
+def feature_names(model: Model, entity: str, names: Sequence[str] | None) -> tuple[Entity, tuple[str, ...]]:
+    """The entity and the features asked for (default: all of them, in model order), each checked to exist."""
+    found = model.entities.get(entity)
+    if found is None:
+        raise UnknownFieldError(f"unknown entity {entity!r}.{did_you_mean(entity, model.entities)}")
+    if not found.features:
+        raise QueryError(f"entity {entity!r} has no features")
+    checked = tuple(names) if names else tuple(found.features)
+    for name in checked:
+        if name not in found.features:
+            raise UnknownFieldError(f"unknown feature {name!r} of {entity!r}.{did_you_mean(name, found.features)}")
+    return found, checked
 
 
 def _key(entity: Entity, value: Any) -> tuple[Any, ...]:
