@@ -451,22 +451,26 @@ class _Planner:
         entity = self.model.entities[metric.entity]
         needed = f"metric {metric.qualified}"
         value: exp.Expression = scope.qualify(metric.expr, entity, needed) if metric.expr is not None else exp.Star()
-        if metric.filter is not None:
-            condition = scope.qualify(metric.filter, entity, needed)
-            value = exp.Case(ifs=[exp.If(this=condition, true=exp.Literal.number(1) if isinstance(value, exp.Star)
-                                         else value)])
+        condition = scope.qualify(metric.filter, entity, needed) if metric.filter is not None else None
         agg = metric.agg
-        if agg == "count":
-            return exp.Count(this=value)
-        if agg == "count_distinct":
-            return exp.Count(this=exp.Distinct(expressions=[value]))
         if agg in ("percentile", "median"):
+            if condition is not None:
+                value = exp.Case(ifs=[exp.If(this=condition, true=value)])
             # Continuous, so a double: DuckDB would keep a DECIMAL input's scale and cut the interpolation.
             fraction = metric.percentile if agg == "percentile" else 0.5
             return exp.PercentileCont(this=exp.cast(value, exp.DataType.Type.DOUBLE),
                                       expression=exp.Literal.number(fraction))
-        node = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg or "sum"]
-        return node(this=value)
+        if agg == "count":
+            aggregate: exp.Expression = exp.Count(this=value)
+        elif agg == "count_distinct":
+            aggregate = exp.Count(this=exp.Distinct(expressions=[value]))
+        else:
+            aggregate = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[agg or "sum"](this=value)
+        if condition is None:
+            return aggregate
+        # FILTER rather than CASE inside: warehouses skip the rows instead of summing NULLs (DuckDB then also
+        # proves the sum cannot overflow); sqlglot writes IF/IFF forms for dialects without FILTER.
+        return exp.Filter(this=aggregate, expression=exp.Where(this=condition))
 
     def _dimension_filter(self, tree: exp.Expression, scope: Scope, entity: Entity) -> exp.Expression:
         """A filter condition as SQL over this aggregate's rows, with literals checked against dimension types."""

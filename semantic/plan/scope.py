@@ -48,6 +48,8 @@ def local(expr: exp.Expression, timezone: str | None) -> exp.Expression:
 def truncate(expr: exp.Expression, grain: str, timezone: str | None = None) -> exp.Expression:
     """A time at a grain: a date for day and coarser grains, a timestamp otherwise (weeks start on Monday). With a
     time zone, the stored UTC time is read as wall-clock time there first."""
+    if grain == "day":  # the date itself: one cast instead of truncating to midnight and casting
+        return exp.cast(local(expr, timezone), exp.DataType.Type.DATE)
     truncated = exp.TimestampTrunc(this=local(expr, timezone), unit=exp.var(grain.upper()))
     if GRAINS.index(grain) >= GRAINS.index("day"):
         return exp.cast(truncated, exp.DataType.Type.DATE)

@@ -4,7 +4,7 @@
 WITH `order_metrics` /* Aggregate order: order__revenue, order__order_count */ AS (
   SELECT
     `customer`.segment AS `customer__segment`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`,
+    SUM(IF(`order`.status <> 'cancelled', `order`.amount, NULL)) AS `order__revenue`,
     COUNT(*) AS `order__order_count`
   FROM orders AS `order`
   LEFT JOIN customers AS `customer`

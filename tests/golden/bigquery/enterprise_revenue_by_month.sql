@@ -5,10 +5,11 @@ WITH `order_metrics` /* Aggregate order: order__enterprise_revenue */ AS (
   SELECT
     CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE) AS `time__month`,
     SUM(
-      CASE
-        WHEN `order`.status <> 'cancelled' AND `customer`.segment = 'enterprise'
-        THEN `order`.amount
-      END
+      IF(
+        `order`.status <> 'cancelled' AND `customer`.segment = 'enterprise',
+        `order`.amount,
+        NULL
+      )
     ) AS `order__enterprise_revenue`
   FROM orders AS `order`
   LEFT JOIN customers AS `customer`

@@ -5,7 +5,7 @@ WITH `order_metrics` /* Aggregate order: order__revenue */ AS (
   SELECT
     `customer`.region AS `customer__region`,
     CAST(TIMESTAMP_TRUNC(`order`.ordered_at, MONTH) AS DATE) AS `time__month`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`
+    SUM(IF(`order`.status <> 'cancelled', `order`.amount, NULL)) AS `order__revenue`
   FROM orders AS `order`
   LEFT JOIN customers AS `customer`
     ON `order`.customer_id = `customer`.customer_id

@@ -5,7 +5,7 @@ WITH `order_metrics` /* Aggregate order: order__revenue */ AS (
   SELECT
     `order`.channel AS `order__channel`,
     CAST(TIMESTAMP_TRUNC(`order`.ordered_at, QUARTER) AS DATE) AS `time__quarter`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`
+    SUM(IF(`order`.status <> 'cancelled', `order`.amount, NULL)) AS `order__revenue`
   FROM orders AS `order`
   GROUP BY
     1,

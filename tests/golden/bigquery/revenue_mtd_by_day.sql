@@ -3,8 +3,8 @@
 -- request: metrics=order.revenue_mtd; dimensions=time:day
 WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
   SELECT
-    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, DAY) AS DATE) AS `time__day`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`
+    CAST(`order`.ordered_at AS DATE) AS `time__day`,
+    SUM(IF(`order`.status <> 'cancelled', `order`.amount, NULL)) AS `order__revenue`
   FROM orders AS `order`
   GROUP BY
     1

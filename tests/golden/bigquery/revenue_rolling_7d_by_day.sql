@@ -3,8 +3,8 @@
 -- request: metrics=order.revenue_rolling_7d; dimensions=time:day; where="time:day" >= '2024-06-01'
 WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
   SELECT
-    CAST(TIMESTAMP_TRUNC(`order`.ordered_at, DAY) AS DATE) AS `time__day`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`
+    CAST(`order`.ordered_at AS DATE) AS `time__day`,
+    SUM(IF(`order`.status <> 'cancelled', `order`.amount, NULL)) AS `order__revenue`
   FROM orders AS `order`
   GROUP BY
     1
@@ -25,7 +25,7 @@ WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
     FROM `order_series`
   ) AS `windowed`
   WHERE
-    CAST(DATE_TRUNC(`time__day`, DAY) AS DATE) >= CAST('2024-06-01 00:00:00' AS DATETIME)
+    CAST(`time__day` AS DATE) >= CAST('2024-06-01 00:00:00' AS DATETIME)
 )
 SELECT
   `time__day`,

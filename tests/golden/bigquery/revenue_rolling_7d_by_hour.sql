@@ -4,7 +4,7 @@
 WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
   SELECT
     TIMESTAMP_TRUNC(`order`.ordered_at, HOUR) AS `time__hour`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`
+    SUM(IF(`order`.status <> 'cancelled', `order`.amount, NULL)) AS `order__revenue`
   FROM orders AS `order`
   GROUP BY
     1
@@ -25,7 +25,7 @@ WITH `order_series` /* Aggregate order per period: order__revenue */ AS (
     FROM `order_series`
   ) AS `windowed`
   WHERE
-    CAST(TIMESTAMP_TRUNC(`time__hour`, DAY) AS DATE) >= CAST('2024-06-01 00:00:00' AS DATETIME)
+    CAST(`time__hour` AS DATE) >= CAST('2024-06-01 00:00:00' AS DATETIME)
 )
 SELECT
   `time__hour`,

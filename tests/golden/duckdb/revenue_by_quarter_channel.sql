@@ -5,7 +5,8 @@ WITH "order_metrics" /* Aggregate order: order__revenue */ AS (
   SELECT
     "order".channel AS "order__channel",
     CAST(DATE_TRUNC('QUARTER', "order".ordered_at) AS DATE) AS "time__quarter",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled') AS "order__revenue"
   FROM orders AS "order"
   GROUP BY
     1,

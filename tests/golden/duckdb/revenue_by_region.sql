@@ -4,7 +4,8 @@
 WITH "order_metrics" /* Aggregate order: order__revenue */ AS (
   SELECT
     "customer".region AS "customer__region",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled') AS "order__revenue"
   FROM orders AS "order"
   LEFT JOIN customers AS "customer"
     ON "order".customer_id = "customer".customer_id

@@ -3,8 +3,9 @@
 -- request: metrics=order.revenue_rolling_7d; dimensions=time:day; where="time:day" >= '2024-06-01'
 WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
   SELECT
-    CAST(DATE_TRUNC('DAY', "order".ordered_at) AS DATE) AS "time__day",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+    CAST("order".ordered_at AS DATE) AS "time__day",
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled') AS "order__revenue"
   FROM orders AS "order"
   GROUP BY
     1
@@ -25,7 +26,7 @@ WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
     FROM "order_series"
   ) AS "windowed"
   WHERE
-    CAST(DATE_TRUNC('DAY', "time__day") AS DATE) >= CAST('2024-06-01 00:00:00' AS TIMESTAMP)
+    CAST("time__day" AS DATE) >= CAST('2024-06-01 00:00:00' AS TIMESTAMP)
 )
 SELECT
   "time__day",

@@ -4,7 +4,8 @@
 WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
   SELECT
     DATE_TRUNC('HOUR', "order".ordered_at) AS "time__hour",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled') AS "order__revenue"
   FROM orders AS "order"
   GROUP BY
     1
@@ -25,7 +26,7 @@ WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
     FROM "order_series"
   ) AS "windowed"
   WHERE
-    CAST(DATE_TRUNC('DAY', "time__hour") AS DATE) >= CAST('2024-06-01 00:00:00' AS TIMESTAMP)
+    CAST("time__hour" AS DATE) >= CAST('2024-06-01 00:00:00' AS TIMESTAMP)
 )
 SELECT
   "time__hour",

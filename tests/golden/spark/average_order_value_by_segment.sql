@@ -4,7 +4,8 @@
 WITH `order_metrics` /* Aggregate order: order__revenue, order__order_count */ AS (
   SELECT
     `customer`.segment AS `customer__segment`,
-    SUM(CASE WHEN `order`.status <> 'cancelled' THEN `order`.amount END) AS `order__revenue`,
+    SUM(`order`.amount) FILTER(WHERE
+      `order`.status <> 'cancelled') AS `order__revenue`,
     COUNT(*) AS `order__order_count`
   FROM orders AS `order`
   LEFT JOIN customers AS `customer`

@@ -4,12 +4,8 @@
 WITH "order_metrics" /* Aggregate order: order__enterprise_revenue */ AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "time__month",
-    SUM(
-      CASE
-        WHEN "order".status <> 'cancelled' AND "customer".segment = 'enterprise'
-        THEN "order".amount
-      END
-    ) AS "order__enterprise_revenue"
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled' AND "customer".segment = 'enterprise') AS "order__enterprise_revenue"
   FROM orders AS "order"
   LEFT JOIN customers AS "customer"
     ON "order".customer_id = "customer".customer_id

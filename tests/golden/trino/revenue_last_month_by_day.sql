@@ -3,8 +3,9 @@
 -- request: metrics=order.revenue_last_month; dimensions=time:day
 WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
   SELECT
-    CAST(DATE_TRUNC('DAY', "order".ordered_at) AS DATE) AS "time__day",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+    CAST("order".ordered_at AS DATE) AS "time__day",
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled') AS "order__revenue"
   FROM orders AS "order"
   GROUP BY
     1

@@ -4,7 +4,8 @@
 WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
   SELECT
     CAST(DATE_TRUNC('MONTH', "order".ordered_at) AS DATE) AS "time__month",
-    SUM(CASE WHEN "order".status <> 'cancelled' THEN "order".amount END) AS "order__revenue"
+    SUM("order".amount) FILTER(WHERE
+      "order".status <> 'cancelled') AS "order__revenue"
   FROM orders AS "order"
   GROUP BY
     1
