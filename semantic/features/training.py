@@ -174,6 +174,14 @@ def _joined(select: exp.Select, scope: Scope) -> exp.Select:
     return select
 
 
+def _within(aggregate: exp.Expression, condition: exp.Expression) -> exp.Expression:
+    """The aggregate over the rows that also meet `condition`: one FILTER clause, merged with the planner's own."""
+    if isinstance(aggregate, exp.Filter):
+        where = exp.and_(aggregate.expression.this.copy(), condition)
+        return exp.Filter(this=aggregate.this.copy(), expression=exp.Where(this=where))
+    return exp.Filter(this=aggregate, expression=exp.Where(this=condition))
+
+
 def _label(window: timedelta | None) -> str:
     """A column-name suffix for a window: `all`, `30day`, `3601second`."""
     if window is None:
@@ -231,7 +239,7 @@ class _Events:
         items = []
         for name, (window, aggregate) in self.columns.items():
             if window != widest and window is not None:  # the join already keeps only the widest window's rows
-                aggregate = exp.Filter(this=aggregate, expression=exp.Where(this=self.after(window, t)))
+                aggregate = _within(aggregate, self.after(window, t))
             items.append(exp.alias_(aggregate, ident(name)))
         select = exp.select(exp.alias_(_col(SPINE_ROW, SPINE), ident(SPINE_ROW)), *items)
         select = _joined(select, self.scope)
@@ -391,7 +399,8 @@ class _TrainingBuilder:
             for alias, measure in aggregate.measures:
                 # An aggregate over no rows is null, except a count: 0. A count feature reads that 0 as it is; a
                 # count inside a derived metric must be null, as the planner's missing group would give.
-                guard = isinstance(measure, exp.Count) and not isinstance(the_plan.metrics[0][1], exp.Column)
+                core = measure.this if isinstance(measure, exp.Filter) else measure
+                guard = isinstance(core, exp.Count) and not isinstance(the_plan.metrics[0][1], exp.Column)
                 measures[alias] = events.value(alias, measure, feature.window, needed, guard)
         (_, expr), = the_plan.metrics
         value = expr.copy().transform(
