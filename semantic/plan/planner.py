@@ -347,7 +347,9 @@ class _Planner:
         measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
         pick = metrics[0].semi_additive if metrics else None
         if pick is not None:  # snapshots: aggregate per time too, then keep each group's last (first) time
-            groups.append((SNAPSHOT, scope.time(entity, f"metric {metrics[0].qualified}")))
+            snapshot = scope.time(entity, f"metric {metrics[0].qualified}")
+            groups.append((SNAPSHOT, snapshot))
+            where.append(exp.Not(this=exp.Is(this=snapshot.copy(), expression=exp.Null())))  # no time, no "last"
         source, joins = scope.from_clause()
         return Aggregate(entity.name, source, tuple(joins), tuple(groups), tuple(measures),
                          exp.and_(*where) if where else None, pick=pick)

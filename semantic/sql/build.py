@@ -19,15 +19,17 @@ def _col(alias: str, table: str | None = None) -> exp.Column:
 
 
 def build_pick(agg: Aggregate, series: str) -> exp.Select:
-    """Semi-additive measures: of each group's per-time values, those at its last (or first) time."""
+    """Semi-additive measures: of each group's per-time values, the one at its last (or first) time, as
+    ARG_MAX(value, time) (ARG_MIN), which dialect rules spell exactly where the name differs."""
     groups = [a for a, _ in agg.groups if a != SNAPSHOT]
-    edge = (exp.Max if agg.pick == "last" else exp.Min)(this=_col(SNAPSHOT))
-    ranked = exp.select(*(_col(a) for a, _ in (*agg.groups, *agg.measures)), copy=False).select(
-        exp.alias_(exp.Window(this=edge, partition_by=[_col(g) for g in groups]), ident("picked")), copy=False)
-    ranked = ranked.from_(ident(series), copy=False)
-    select = exp.select(*(_col(a) for a in (*groups, *agg.outputs)), copy=False)
-    select = select.from_(exp.alias_(exp.Subquery(this=ranked), ident("ranked"), table=True), copy=False)
-    return select.where(exp.EQ(this=_col(SNAPSHOT), expression=_col("picked")), copy=False)
+    pick = exp.ArgMax if agg.pick == "last" else exp.ArgMin
+    select = exp.select(*(_col(g) for g in groups), copy=False)
+    select = select.select(*(exp.alias_(pick(this=_col(m), expression=_col(SNAPSHOT)), ident(m))
+                             for m in agg.outputs), copy=False)
+    select = select.from_(ident(series), copy=False)
+    if groups:
+        select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(groups))), copy=False)
+    return select
 
 
 def build_aggregate(agg: Aggregate) -> exp.Select:

@@ -6,9 +6,8 @@ one such construct for the dialects that need it. A rule is a pure function, tre
 it changes anything, or raises CompileError when the dialect has no exact form. `RULES` lists each dialect's rules in
 the order they run, as sqlglot's optimizer lists its own, and `rewrite()` folds a dialect's rules over a tree.
 
-DuckDB, PostgreSQL and Snowflake have no rules: sqlglot's translation keeps the meaning of what we build there
-(Snowflake takes INTERVAL offsets in RANGE frames over dates and times, and starts weeks on Monday under its default
-WEEK_START = 0).
+Snowflake has no rules: sqlglot's translation keeps the meaning of what we build there (it takes INTERVAL offsets
+in RANGE frames over dates and times, and starts weeks on Monday under its default WEEK_START = 0).
 """
 
 from __future__ import annotations
@@ -394,9 +393,41 @@ def bigquery_nulls_last_in_windows(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def duckdb_arg_max_keeps_nulls(tree: exp.Expression) -> exp.Expression:
+    """DuckDB's ARG_MAX skips rows whose value is NULL, so a NULL at the last time would let an earlier value
+    through; ARG_MAX_NULL returns the value at the last time, NULL or not.
+
+    >>> import sqlglot
+    >>> duckdb_arg_max_keeps_nulls(sqlglot.parse_one("SELECT ARG_MAX(v, t) FROM s", read="duckdb")).sql("duckdb")
+    'SELECT ARG_MAX_NULL(v, t) FROM s'
+    """
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.ArgMax, exp.ArgMin)):
+        name = "ARG_MAX_NULL" if isinstance(node, exp.ArgMax) else "ARG_MIN_NULL"
+        node.replace(exp.Anonymous(this=name, expressions=[node.this, node.expression]))
+    return tree
+
+
+def postgres_arg_max(tree: exp.Expression) -> exp.Expression:
+    """PostgreSQL has no ARG_MAX: the first value ordered by time, descending, is the value at the last time.
+
+    >>> import sqlglot
+    >>> postgres_arg_max(sqlglot.parse_one("SELECT ARG_MAX(v, t) FROM s", read="duckdb")).sql("postgres")
+    'SELECT (ARRAY_AGG(v ORDER BY t DESC NULLS LAST))[1] FROM s'
+    """
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.ArgMax, exp.ArgMin)):
+        ordered = exp.Ordered(this=node.expression, desc=isinstance(node, exp.ArgMax), nulls_first=False)
+        values = exp.ArrayAgg(this=exp.Order(this=node.this, expressions=[ordered]))
+        node.replace(exp.Bracket(this=exp.Paren(this=values), expressions=[exp.Literal.number(0)]))
+    return tree
+
+
 # --- the rules of each dialect -----------------------------------------------------------------------------------
 
 RULES: dict[str, tuple[Rewrite, ...]] = {
+    "duckdb": (duckdb_arg_max_keeps_nulls,),
+    "postgres": (postgres_arg_max,),
     "bigquery": (bigquery_exact_percentile, bigquery_monday_weeks, bigquery_truncate_dates,
                  bigquery_numeric_range_frames, bigquery_nulls_last_in_windows),
     "trino": (trino_exact_percentile,),

@@ -25,8 +25,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-import pytest
-
 Ask = Callable[..., dict[Any, Any]]  # the `ask` fixture of conftest.py
 d = date.fromisoformat
 
