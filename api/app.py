@@ -30,7 +30,7 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 log = logging.getLogger("semantic.api")
 
 
-class _GraphQL(GraphQL):  # type: ignore[type-arg]
+class _GraphQL(GraphQL[dict[str, Any], None]):
     def __init__(self, service: Service) -> None:
         super().__init__(build_schema(service.model), graphql_ide="graphiql", allow_queries_via_get=True)
         self.service = service

@@ -13,6 +13,7 @@ Counts of a key that exists at t are 0, not null, when it has no events; unknown
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from sqlglot import exp
 
@@ -28,7 +29,7 @@ SPINE = "spine"
 ROW = "row_number"
 
 
-def _key_filter(entity: Entity, keys: tuple[tuple[object, ...], ...], prefix: str) -> exp.Expression:
+def _key_filter(entity: Entity, keys: tuple[tuple[object, ...], ...], prefix: str) -> exp.Expr:
     """`customer.customer_id IN (...)`, or an OR of ANDs for composite keys; values as literals."""
     distinct = list(dict.fromkeys(keys))
     if len(entity.key) == 1:
@@ -47,13 +48,14 @@ def _spine(entity: Entity, request: FeatureRequest) -> exp.Expression:
 
 def _metric_feature(model: Model, entity: Entity, feature: Feature, request: FeatureRequest) -> exp.Select:
     # String literals: the planner checks them against the time type, as it does for any filter.
-    conditions = [exp.LTE(this=exp.column("time"), expression=exp.Literal.string(request.at.isoformat())),
-                  _key_filter(entity, request.keys, entity.name)]
+    conditions: list[exp.Expr] = [exp.LTE(this=exp.column("time"),
+                                          expression=exp.Literal.string(request.at.isoformat())),
+                                   _key_filter(entity, request.keys, entity.name)]
     if feature.window is not None:
         start = request.at - feature.window
         conditions.append(exp.GT(this=exp.column("time"), expression=exp.Literal.string(start.isoformat())))
     query = SemanticQuery(metrics=(feature.ref or "",), dimensions=tuple(f"{entity.name}.{k}" for k in entity.key),
-                          where=Filter.of(exp.and_(*conditions)))
+                          where=Filter.of(cast(exp.Expression, exp.and_(*conditions))))
     return build(plan(model, query))
 
 
@@ -66,7 +68,7 @@ def _latest_feature(model: Model, entity: Entity, feature: Feature, request: Fea
     needed = f"feature {entity.name}.{feature.name}"
     event_time = scope.time(owner, needed)
     keys = [exp.column(fk, table=ident(owner.name)) for fk in rel.key]
-    conditions: list[exp.Expression] = [exp.LTE(this=event_time.copy(), expression=time_literal(request.at))]
+    conditions: list[exp.Expr] = [exp.LTE(this=event_time.copy(), expression=time_literal(request.at))]
     order = [exp.Ordered(this=event_time.copy(), desc=True, nulls_first=False)]
     if owner.created is not None:
         created_owner, _, created_name = owner.created.rpartition(".")
