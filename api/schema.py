@@ -21,6 +21,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from api.errors import ErrorCodes
 from api.names import camel, pascal
 from semantic.errors import QueryError, SemanticError
+from semantic.features.online import OnlineStore
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
 from semantic.plan.paths import all_paths
@@ -194,6 +195,11 @@ def _service(info: strawberry.Info) -> Service:
     return service
 
 
+def _online(info: strawberry.Info) -> OnlineStore:
+    online: OnlineStore = info.context["online"]
+    return online
+
+
 def _scope(info: strawberry.Info) -> str:
     return str(info.context.get("scope", ""))
 
@@ -351,7 +357,7 @@ class SchemaConverter:
         async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
                      at: datetime | None = None) -> Any:
             request = FeatureRequest.create(converter.model, entity, keys, names, at)
-            return await _threaded(lambda: result_type(_service(info).features(request, _scope(info))))
+            return await _threaded(lambda: result_type(_online(info).lookup(request, _scope(info))))
 
         def catalog() -> list[CatalogEntity]:
             return catalog_of(converter.model)
@@ -409,7 +415,7 @@ class SchemaConverter:
         async def resolve(info: strawberry.Info, keys: Any, at: datetime | None = None) -> Any:
             names = [f.name for f in entity.features.values()]
             request = FeatureRequest.create(converter.model, entity.name, keys, names, at)
-            result = await anyio.to_thread.run_sync(lambda: _service(info).features(request, _scope(info)))
+            result = await anyio.to_thread.run_sync(lambda: _online(info).lookup(request, _scope(info)))
             return [dict(zip([camel(c.name) for c in result.columns], row, strict=True)) for row in result.rows]
 
         resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}  # type: ignore[valid-type]

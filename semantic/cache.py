@@ -78,6 +78,19 @@ class ResultCache(Generic[T]):
         pending.set_result(value)
         return Lookup(value, False, key)
 
+    def peek(self, key: str) -> T | None:
+        """The cached value, or None; counts a hit or a miss like `get_or_run`."""
+        with self._lock:
+            if key in self._entries:
+                self.hits += 1
+                return self._entries[key]
+            self.misses += 1
+            return None
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._entries[key] = value
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
 import pyarrow as pa
@@ -115,7 +116,10 @@ class Service:
         return render(tree, dialect or self.dialect), columns
 
     def features(self, request: FeatureRequest, scope: str = "") -> Result:
-        """Feature values per requested key as of `request.at`, one row per key in request order."""
+        """Feature values per requested key as of `request.at` (now when None), one row per key in request order.
+        This computes them; `features.online.OnlineStore` serves repeated lookups from memory."""
+        if request.at is None:
+            request = replace(request, at=datetime.now(UTC).replace(microsecond=0, tzinfo=None))
         sql, columns = self.compile_features(request)
         table, hit, key = self.run_sql(sql, scope)
         return Result(columns, table.rows, sql, hit, key)

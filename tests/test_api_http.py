@@ -205,3 +205,32 @@ def test_every_example_query_answers(server: str, operation: str) -> None:
     assert response.status_code == 200 and "errors" not in body, body
     (value,) = body["data"].values()
     assert value
+
+
+def test_feature_lookup_over_http(server: str) -> None:
+    """GET /features/customer: the same values as GraphQL, one row per key in order; latest values say when."""
+    body = httpx.get(f"{server}/features/customer", params=[("key", "2"), ("key", "1"), ("key", "2"),
+                                                            ("feature", "orders_last_30d"), ("feature", "region"),
+                                                            ("at", "2024-06-01T00:00:00")]).json()
+    assert [c["name"] for c in body["columns"]] == ["customer_id", "orders_last_30d", "region"]
+    assert [row[0] for row in body["rows"]] == [2, 1, 2] and body["at"] == "2024-06-01T00:00:00"
+    typed = gql(server, '{ customerFeatures(keys: [2, 1, 2], at: "2024-06-01T00:00:00") '
+                        '{ customerId ordersLast30d region } }')["data"]["customerFeatures"]
+    assert [[r["customerId"], r["ordersLast30d"], r["region"]] for r in typed] == body["rows"]
+    latest = httpx.get(f"{server}/features/customer", params={"key": "1"}).json()
+    assert latest["at"].startswith("snapshot as of ") and len(latest["rows"]) == 1
+    refreshed = httpx.post(f"{server}/features/customer/refresh").json()
+    assert refreshed["entity"] == "customer" and refreshed["keys"] > 0
+
+
+@pytest.mark.parametrize(("path", "params", "status", "words"), [
+    ("/features/custmer", {"key": "1"}, 422, "customer"),
+    ("/features/customer", {"key": "one"}, 422, "integer"),
+    ("/features/customer", {"key": "1", "at": "yesterday"}, 400, "ISO 8601"),
+    ("/features/customer", {"key": "1", "feature": "orders_7dd"}, 422, "orders_7d"),
+    ("/features/customer", {}, 422, "keys"),
+])
+def test_feature_lookup_errors(server: str, path: str, params: dict[str, str], status: int, words: str) -> None:
+    response = httpx.get(f"{server}{path}", params=params)
+    assert response.status_code == status
+    assert words in response.json()["error"]["message"]

@@ -18,7 +18,7 @@ class FeatureRequest:
     entity: str
     keys: tuple[tuple[Any, ...], ...]  # each key's values in the entity's key-column order
     names: tuple[str, ...]
-    at: datetime  # naive UTC
+    at: datetime | None  # naive UTC; None: the latest values (a snapshot, see online.py)
 
     @classmethod
     def create(cls, model: Model, entity: str, keys: Any, names: list[str] | None = None,
@@ -30,9 +30,7 @@ class FeatureRequest:
         if len(keys) > 10_000:
             raise QueryError(f"{len(keys)} keys is too many for an online lookup (at most 10,000); use a "
                              f"training-set spine for more")
-        if at is None:
-            at = datetime.now(UTC).replace(microsecond=0)
-        if at.tzinfo is not None:
+        if at is not None and at.tzinfo is not None:
             at = at.astimezone(UTC).replace(tzinfo=None)
         return cls(entity, tuple(_key(found, k) for k in keys), checked, at)
 

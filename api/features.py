@@ -1,0 +1,123 @@
+"""Feature routes: online lookups (`GET /features/{entity}`), snapshot refresh and training sets over HTTP.
+
+Errors are JSON `{"error": {"code", "message"}}`: 400 for a request that cannot be read, 422 for one the model
+refuses, 503 when the warehouse fails; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from semantic.errors import QueryError, SemanticError, WarehouseError
+from semantic.features.online import OnlineStore
+from semantic.features.request import FeatureRequest, feature_names
+from semantic.features.training import format_of, ipc_stream, read_spine
+from semantic.service import Service
+
+SCOPE_HEADER = "x-semantic-scope"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+log = logging.getLogger("semantic.api")
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def training(service: Service, request: Request) -> Response:
+    """POST a spine (Arrow IPC stream, Parquet or CSV, by content type); get the training set as an Arrow IPC
+    stream. Query parameters: `feature` (repeatable; default all), `time_column` (default event_timestamp).
+
+    Errors are JSON `{"error": {"code", "message"}}`: 400 for a body that cannot be read as its content type, 422
+    for a spine or request the model refuses, 503 when the warehouse fails.
+    """
+    entity = request.path_params["entity"]
+    try:
+        fmt = format_of(request.headers.get("content-type", ""), "the body")
+        body = await request.body()
+        spine = read_spine(body, fmt, service.model, entity)
+    except SemanticError as error:
+        return _error(400, error.code, error.message)
+    names = request.query_params.getlist("feature") or None
+    time_column = request.query_params.get("time_column", "event_timestamp")
+    try:
+        table = await anyio.to_thread.run_sync(
+            lambda: service.training_set(entity, spine, names, time_column=time_column))
+    except WarehouseError as error:
+        return _error(503, error.code, error.message)
+    except SemanticError as error:
+        return _error(422, error.code, error.message)
+    except Exception:
+        log.exception("unexpected error in a training set of %s", entity)
+        return _error(500, "INTERNAL", "Internal error; the server log has the details.")
+    return StreamingResponse(ipc_stream(table), media_type=ARROW_STREAM,
+                             headers={"x-semantic-rows": str(table.num_rows)})
+
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def _keys(online: OnlineStore, entity: str, texts: list[str]) -> list[Any]:
+    """`key=1&key=2`, typed like the key column; a JSON object per key for composite keys."""
+    found, _ = feature_names(online.service.model, entity, None)
+    if len(found.key) > 1:
+        try:
+            return [json.loads(t) for t in texts]
+        except ValueError:
+            raise QueryError(f"{entity!r} has a composite key {list(found.key)}: give each key as a JSON object, "
+                             f"e.g. key={{\"{found.key[0]}\": ...}}") from None
+    kind = found.dimensions[found.key[0]].type
+    try:
+        return [int(t) if kind == "integer" else float(t) if kind == "number" else t for t in texts]
+    except ValueError:
+        raise QueryError(f"key values of {entity!r} are {kind}s, got {texts!r}") from None
+
+
+async def lookup(online: OnlineStore, request: Request) -> Response:
+    """`GET /features/customer?key=1&key=2[&feature=NAME...][&at=ISO time]`: one row per key, in order, as
+    `{"at", "columns", "rows"}`. Without `at`, the latest values (from a snapshot; `at` says as of when)."""
+    entity = request.path_params["entity"]
+    params = request.query_params
+    try:
+        at = datetime.fromisoformat(params["at"]) if "at" in params else None
+    except ValueError:
+        return _error(400, "BAD_QUERY", f"at={params['at']!r} is not an ISO 8601 date or date-time")
+    try:
+        keys = _keys(online, entity, params.getlist("key"))
+        feature_request = FeatureRequest.create(online.service.model, entity, keys,
+                                                params.getlist("feature") or None, at)
+        result = await anyio.to_thread.run_sync(lambda: online.lookup(feature_request, request.headers.get(
+            SCOPE_HEADER, "")))
+    except WarehouseError as error:
+        return _error(503, error.code, error.message)
+    except SemanticError as error:
+        return _error(422, error.code, error.message)
+    except Exception:
+        log.exception("unexpected error in a feature lookup of %s", entity)
+        return _error(500, "INTERNAL", "Internal error; the server log has the details.")
+    return JSONResponse({"at": _json(feature_request.at) if feature_request.at else result.cache_key,
+                         "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+                         "rows": [[_json(v) for v in row] for row in result.rows]})
+
+
+async def refresh(online: OnlineStore, request: Request) -> Response:
+    """`POST /features/customer/refresh[?feature=NAME...]`: rebuild the snapshot of the latest values now."""
+    entity = request.path_params["entity"]
+    try:
+        _, names = feature_names(online.service.model, entity, request.query_params.getlist("feature") or None)
+        snapshot = await anyio.to_thread.run_sync(lambda: online.snapshot(
+            entity, names, request.headers.get(SCOPE_HEADER, ""), refresh=True))
+    except WarehouseError as error:
+        return _error(503, error.code, error.message)
+    except SemanticError as error:
+        return _error(422, error.code, error.message)
+    return JSONResponse({"entity": entity, "at": snapshot.at.isoformat(), "keys": len(snapshot.rows),
+                         "seconds": round(snapshot.seconds, 3)})
