@@ -94,8 +94,9 @@ async def lookup(online: OnlineStore, request: Request) -> Response:
         keys = _keys(online, entity, params.getlist("key"))
         feature_request = FeatureRequest.create(online.service.model, entity, keys,
                                                 params.getlist("feature") or None, at)
-        result = await anyio.to_thread.run_sync(lambda: online.lookup(feature_request, request.headers.get(
-            SCOPE_HEADER, "")))
+        scope = request.headers.get(SCOPE_HEADER, "")
+        result = online.from_memory(feature_request, scope) or await anyio.to_thread.run_sync(
+            lambda: online.lookup(feature_request, scope))
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:

@@ -8,12 +8,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any, NewType
 
 import anyio.to_thread
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
@@ -200,6 +207,15 @@ def _online(info: strawberry.Info) -> OnlineStore:
     return online
 
 
+async def _lookup(info: strawberry.Info, request: FeatureRequest) -> Result:
+    """From memory at once when it can be; otherwise in a worker thread (it runs SQL)."""
+    online, scope = _online(info), _scope(info)
+    found = online.from_memory(request, scope)
+    if found is not None:
+        return found
+    return await anyio.to_thread.run_sync(lambda: online.lookup(request, scope))
+
+
 def _scope(info: strawberry.Info) -> str:
     return str(info.context.get("scope", ""))
 
@@ -303,17 +319,19 @@ class SchemaConverter:
                                                             f"set exactly one field.")
 
     def features_type(self, entity: Entity) -> type:
+        """Plain attribute fields (no resolvers, which take twice as long per field): rows are namespaces whose
+        attributes are `k_<key column>` and `f_<feature>`, and a feature field takes no arguments, so its
+        aliases all read the same value."""
         name = f"{pascal(entity.name)}Features"
         cls = type(name, (), {"__annotations__": {}})
         for column in entity.key:
-            kind = entity.dimensions[column].type
-            setattr(cls, f"k_{column}", strawberry.field(resolver=_value, name=camel(column),
-                                                         graphql_type=_SCALARS[kind] | None,
+            cls.__annotations__[f"k_{column}"] = _SCALARS[entity.dimensions[column].type] | None
+            setattr(cls, f"k_{column}", strawberry.field(default=None, name=camel(column),
                                                          description=f"Key column {column}."))
         for feature in entity.features.values():
-            setattr(cls, f"f_{feature.name}", strawberry.field(
-                resolver=_value, name=camel(feature.name), graphql_type=self._feature_scalar(entity, feature) | None,
-                description=feature.description or feature.name))
+            cls.__annotations__[f"f_{feature.name}"] = self._feature_scalar(entity, feature) | None
+            setattr(cls, f"f_{feature.name}", strawberry.field(default=None, name=camel(feature.name),
+                                                               description=feature.description or feature.name))
         return strawberry.type(cls, name=name, description=f"Feature values of one {entity.name} as of a point "
                                                            f"in time.")
 
@@ -357,7 +375,7 @@ class SchemaConverter:
         async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
                      at: datetime | None = None) -> Any:
             request = FeatureRequest.create(converter.model, entity, keys, names, at)
-            return await _threaded(lambda: result_type(_online(info).lookup(request, _scope(info))))
+            return result_type(await _lookup(info, request))
 
         def catalog() -> list[CatalogEntity]:
             return catalog_of(converter.model)
@@ -415,8 +433,9 @@ class SchemaConverter:
         async def resolve(info: strawberry.Info, keys: Any, at: datetime | None = None) -> Any:
             names = [f.name for f in entity.features.values()]
             request = FeatureRequest.create(converter.model, entity.name, keys, names, at)
-            result = await anyio.to_thread.run_sync(lambda: _online(info).lookup(request, _scope(info)))
-            return [dict(zip([camel(c.name) for c in result.columns], row, strict=True)) for row in result.rows]
+            result = await _lookup(info, request)
+            attributes = [f"{'k' if c.kind == 'key' else 'f'}_{c.name}" for c in result.columns]
+            return [SimpleNamespace(**dict(zip(attributes, row, strict=True))) for row in result.rows]
 
         resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}  # type: ignore[valid-type]
         return strawberry.field(resolver=resolve, name=f"{camel(entity.name)}Features",
@@ -569,13 +588,17 @@ class _Schema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
+LIMITS = [*QueryDepthLimiter(max_depth=12).validation_rules, *MaxAliasesLimiter(max_alias_count=50).validation_rules]
+
+
 def build_schema(model: Model) -> strawberry.Schema:
     """The GraphQL schema of a model, with parser and validation caches and limits on aliases and depth."""
     return _Schema(
         query=SchemaConverter(model).root(),
         types=[Grain, Direction],
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
-        # Factories: an extension object per request. The parser and validation caches still share one LRU each.
-        extensions=[ErrorCodes, lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
-                    lambda: MaxAliasesLimiter(max_alias_count=50), lambda: QueryDepthLimiter(max_depth=12)],
+        # Factories: an extension object per request. The parser and validation caches still share one LRU each;
+        # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
+        extensions=[ErrorCodes, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
+                    lambda: ValidationCache(maxsize=512)],
     )

@@ -78,14 +78,16 @@ class ResultCache(Generic[T]):
         pending.set_result(value)
         return Lookup(value, False, key)
 
-    def peek(self, key: str) -> T | None:
-        """The cached value, or None; counts a hit or a miss like `get_or_run`."""
+    def peek(self, key: str, *, count: bool = True) -> T | None:
+        """The cached value, or None; counts a hit or a miss like `get_or_run` unless `count` is False."""
         with self._lock:
-            if key in self._entries:
-                self.hits += 1
-                return self._entries[key]
-            self.misses += 1
-            return None
+            value = self._entries.get(key)
+            if count:
+                if value is None:
+                    self.misses += 1
+                else:
+                    self.hits += 1
+            return value
 
     def put(self, key: str, value: T) -> None:
         with self._lock:

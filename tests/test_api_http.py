@@ -234,3 +234,11 @@ def test_feature_lookup_errors(server: str, path: str, params: dict[str, str], s
     response = httpx.get(f"{server}{path}", params=params)
     assert response.status_code == status
     assert words in response.json()["error"]["message"]
+
+
+def test_alias_and_depth_limits(server: str) -> None:
+    """Many aliases (also through fragments) or deep nesting are refused before anything runs."""
+    aliases = " ".join(f"a{i}: catalog {{ name }}" for i in range(60))
+    assert "aliases" in gql(server, f"{{ {aliases} }}")["errors"][0]["message"]
+    spread = "fragment F on CatalogEntity { " + " ".join(f"n{i}: name" for i in range(60)) + " }"
+    assert "aliases" in gql(server, f"{{ catalog {{ ...F }} }} {spread}")["errors"][0]["message"]

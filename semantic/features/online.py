@@ -45,6 +45,7 @@ class OnlineStore:
         self.rows: ResultCache[tuple[Any, ...]] = ResultCache(maxsize=maxsize, ttl=ttl)
         self._snapshots: dict[tuple[str, tuple[str, ...], str], Snapshot] = {}
         self._building = threading.Lock()
+        self._columns: dict[tuple[str, tuple[str, ...]], tuple[OutputColumn, ...]] = {}
         self._clock = clock
 
     def slots(self) -> list[tuple[str, tuple[str, ...], str]]:
@@ -57,12 +58,33 @@ class OnlineStore:
             return self._from_snapshot(request, scope)
         return self._from_cache(request, scope)
 
+    def from_memory(self, request: FeatureRequest, scope: str = "") -> Result | None:
+        """The answer when memory holds all of it (a fresh snapshot, or every key cached), else None: callers on
+        an event loop answer these at once and send only the rest to a worker thread."""
+        if request.at is None:
+            current = self._snapshots.get((request.entity, request.names, scope))
+            if current is None or self._clock() - current.built >= self.max_age:
+                return None
+            return self._from_snapshot(request, scope)
+        found = {}
+        for key in dict.fromkeys(request.keys):
+            value = self.rows.peek(self._key(request, key, scope))
+            if value is None:
+                return None
+            found[key] = value
+        rows = tuple((*key, *found[key]) for key in request.keys)
+        return Result(self.columns(request), rows, "", True, f"{len(found)}/{len(found)}")
+
     def columns(self, request: FeatureRequest) -> tuple[OutputColumn, ...]:
-        model = self.service.model
-        entity = model.entities[request.entity]
-        keys = tuple(OutputColumn(c, c, entity.dimensions[c].type, "key") for c in entity.key)
-        return keys + tuple(OutputColumn(n, n, feature_type(model, entity, entity.features[n]), "feature",
-                                         entity.features[n].description) for n in request.names)
+        slot = (request.entity, request.names)
+        if slot not in self._columns:
+            model = self.service.model
+            entity = model.entities[request.entity]
+            keys = tuple(OutputColumn(c, c, entity.dimensions[c].type, "key") for c in entity.key)
+            self._columns[slot] = keys + tuple(
+                OutputColumn(n, n, feature_type(model, entity, entity.features[n]), "feature",
+                             entity.features[n].description) for n in request.names)
+        return self._columns[slot]
 
     # -- as of an explicit time: per key -------------------------------------------------------------------------
 
