@@ -95,8 +95,9 @@ async def lookup(online: OnlineStore, request: Request) -> Response:
         feature_request = FeatureRequest.create(online.service.model, entity, keys,
                                                 params.getlist("feature") or None, at)
         scope = request.headers.get(SCOPE_HEADER, "")
-        result = online.from_memory(feature_request, scope) or await anyio.to_thread.run_sync(
-            lambda: online.lookup(feature_request, scope))
+        result = online.from_memory(feature_request, scope)
+        if result is None:  # not all in memory: the lookup may query the warehouse, so off the event loop
+            result = await anyio.to_thread.run_sync(lambda: online.lookup(feature_request, scope))
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:

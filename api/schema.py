@@ -159,7 +159,7 @@ def _iso(value: Any) -> Any:
 def result_type(result: Result) -> QueryResult:
     return QueryResult(
         columns=[ResultColumn(name=c.name, type=c.type) for c in result.columns],
-        rows=[[_iso(v) for v in row] for row in result.rows],
+        rows=JSON([[_iso(v) for v in row] for row in result.rows]),
         sql=result.sql,
         cache=CacheInfo(hit=result.cache_hit, key=result.cache_key),
     )
@@ -309,7 +309,8 @@ class SchemaConverter:
             return self.orders[name]
         cls = type(name, (), {"__annotations__": {}})
         self.orders[name] = cls
-        for item in (*entity.dimensions.values(), *entity.metrics.values()):
+        items: tuple[Dimension | Metric, ...] = (*entity.dimensions.values(), *entity.metrics.values())
+        for item in items:
             cls.__annotations__[f"i_{item.name}"] = Direction | None
             setattr(cls, f"i_{item.name}", strawberry.field(default=None, name=camel(item.name)))
         for rel in entity.relationships:
@@ -418,7 +419,7 @@ class SchemaConverter:
         resolve.__annotations__ = {"info": strawberry.Info, "where": where_type | None,
                                    "order_by": list[order_type] | None,  # type: ignore[valid-type]
                                    "limit": int | None, "offset": int | None, "timezone": str | None}
-        return strawberry.field(resolver=resolve, name=camel(entity.name), graphql_type=list[row_type],
+        return strawberry.field(resolver=resolve, name=camel(entity.name), graphql_type=list[row_type],  # type: ignore[valid-type]
                                 description=f"{entity.description} Rows grouped by the selected dimensions, "
                                             f"with the selected metrics aggregated.".strip())
 
@@ -439,7 +440,7 @@ class SchemaConverter:
 
         resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}  # type: ignore[valid-type]
         return strawberry.field(resolver=resolve, name=f"{camel(entity.name)}Features",
-                                graphql_type=list[features_type],
+                                graphql_type=list[features_type],  # type: ignore[valid-type]
                                 description=f"Features of each {entity.name} key as of `at` (default now), one "
                                             f"row per key in the order given.")
 
@@ -478,7 +479,7 @@ class SchemaConverter:
         """A typed where input -> a filter-language tree (values become sqlglot literals)."""
         from sqlglot import exp
 
-        conditions: list[exp.Expression] = []
+        conditions: list[exp.Expr] = []
         for dim in entity.dimensions.values():
             spec = getattr(where, f"d_{dim.name}", None)
             if spec is None:
@@ -493,7 +494,7 @@ class SchemaConverter:
                 if values is not None:
                     if not values:
                         raise QueryError(f"{entity.name}.{dim.name}: `{camel(op)}` needs at least one value")
-                    cond = exp.In(this=column.copy(), expressions=[exp.convert(v) for v in values])
+                    cond: exp.Expr = exp.In(this=column.copy(), expressions=[exp.convert(v) for v in values])
                     conditions.append(cond if op == "in" else exp.Not(this=cond))
             if getattr(spec, "o_like", None) is not None:
                 conditions.append(exp.Like(this=column.copy(), expression=exp.convert(spec.o_like)))

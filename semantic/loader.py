@@ -108,7 +108,7 @@ class _Reader:
             return None
         return name
 
-    def sql(self, node: Any, text: Any, what: str) -> exp.Expression | None:
+    def sql(self, node: Any, text: Any, what: str) -> exp.Expr | None:
         if not isinstance(text, str | int | float) or isinstance(text, bool) or str(text).strip() == "":
             self.issue(node, f"{what} must be a SQL expression string, got {text!r}")
             return None
@@ -370,13 +370,13 @@ def load(path: str | Path) -> Model:
     root = Path(path)
     documents: list[tuple[str, Any]] = []
     issues: list[Issue] = []
-    for file in _files(root):
+    for yaml_path in _files(root):
         try:
             # _LineLoader is a SafeLoader: it only adds line numbers to mappings.
-            documents.append((str(file), yaml.load(file.read_text(), Loader=_LineLoader)))  # noqa: S506
+            documents.append((str(yaml_path), yaml.load(yaml_path.read_text(), Loader=_LineLoader)))  # noqa: S506
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
-            issues.append(Issue(f"invalid YAML: {getattr(error, 'problem', error)}", str(file),
+            issues.append(Issue(f"invalid YAML: {getattr(error, 'problem', error)}", str(yaml_path),
                                 mark.line + 1 if mark else 0))
     settings: dict[str, Any] = {}
     for file, doc in documents:

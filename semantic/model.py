@@ -37,7 +37,7 @@ class Dimension:
     name: str
     entity: str
     type: DimensionType
-    expr: exp.Expression
+    expr: exp.Expr
     description: str = ""
     grain: str | None = None  # the finest grain a time dimension can be read at
     where: Where = field(default_factory=Where)
@@ -68,8 +68,8 @@ class Metric:
     entity: str
     kind: Literal["simple", "derived", "cumulative", "offset"]
     agg: str | None = None
-    expr: exp.Expression | None = None
-    filter: exp.Expression | None = None
+    expr: exp.Expr | None = None
+    filter: exp.Expr | None = None
     percentile: float | None = None
     semi_additive: str | None = None  # "last" or "first": over time, the value at the period's last (first) time
     base: str | None = None  # the metric a cumulative or offset metric is built on, of the same entity
@@ -111,7 +111,7 @@ class Feature:
     ref: str | None = None
     window: timedelta | None = None
     ttl: timedelta | None = None
-    expr: exp.Expression | None = None
+    expr: exp.Expr | None = None
     description: str = ""
     where: Where = field(default_factory=Where)
 

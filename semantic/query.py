@@ -19,7 +19,7 @@ from semantic.errors import QueryError, did_you_mean
 from semantic.model import GRAINS
 
 # What a filter may contain; anything else (subqueries, casts, arbitrary functions) is refused before planning.
-_ALLOWED: tuple[type[exp.Expression], ...] = (
+_ALLOWED: tuple[type[exp.Expr], ...] = (
     exp.And, exp.Or, exp.Not, exp.Paren, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between,
     exp.Like, exp.ILike, exp.Is, exp.Null, exp.Boolean, exp.Literal, exp.Column, exp.Identifier, exp.Neg,
     exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Lower, exp.Upper, exp.Coalesce, exp.Abs, exp.Length, exp.Trim,
@@ -88,7 +88,7 @@ class Filter:
     """A parsed, allow-listed filter; equal filters have equal canonical text."""
 
     text: str
-    tree: exp.Expression = field(compare=False, hash=False, repr=False)
+    tree: exp.Expr = field(compare=False, hash=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Filter:
@@ -96,7 +96,7 @@ class Filter:
         return cls(tree.sql(), tree)
 
     @classmethod
-    def of(cls, tree: exp.Expression) -> Filter:
+    def of(cls, tree: exp.Expr) -> Filter:
         check_filter(tree)
         return cls(tree.sql(), tree)
 
@@ -182,7 +182,7 @@ def _merge_grains(tokens: list[Token]) -> list[Token]:
     return merged
 
 
-def parse_filter(text: str) -> exp.Expression:
+def parse_filter(text: str) -> exp.Expr:
     """Parse the filter language into an allow-listed sqlglot tree whose columns are semantic names.
 
     >>> parse_filter("customer.region = 'EU' and time:day >= '2024-01-01'").sql()
@@ -205,7 +205,7 @@ def parse_filter(text: str) -> exp.Expression:
     return tree
 
 
-def check_filter(tree: exp.Expression) -> None:
+def check_filter(tree: exp.Expr) -> None:
     """Refuse every node outside the filter language."""
     for node in tree.walk():
         if not isinstance(node, _ALLOWED):

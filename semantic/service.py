@@ -35,7 +35,7 @@ class Compiled:
     """A checked query and its SQL; `columns` and SQL columns are in canonical order."""
 
     plan: Plan
-    tree: exp.Expression
+    tree: exp.Expr
     dialect: str
     sql: str  # canonical: compact, no comments; what runs and what the cache keys on
 

@@ -57,7 +57,7 @@ def check_times(model: Model) -> Iterator[Issue]:
                                            f"(declare it with `type: time`)")
 
 
-def _qualified_refs(tree: exp.Expression) -> Iterator[exp.Column]:
+def _qualified_refs(tree: exp.Expr) -> Iterator[exp.Column]:
     for column in tree.find_all(exp.Column):
         if column.table:
             yield column

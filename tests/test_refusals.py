@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from semantic.errors import AmbiguousPathError, FanoutError, QueryError, UnknownFieldError
+from semantic.features.build import build_features
+from semantic.features.request import FeatureRequest
 from semantic.loader import load
 from semantic.model import Model
 from semantic.plan.planner import plan
@@ -124,6 +126,13 @@ def test_order_limit_and_offset_are_checked(shop: Model) -> None:
 def test_filters_outside_the_language_are_refused(shop: Model, where: str) -> None:
     with pytest.raises(QueryError):
         plan(shop, q(("order.revenue",), (), where))
+
+
+def test_a_feature_request_without_a_time_is_not_compiled(shop: Model) -> None:
+    """`at` None asks for the latest values, which a snapshot answers; the SQL needs a time to be as of."""
+    request = FeatureRequest.create(shop, "customer", [1], None, None)
+    with pytest.raises(QueryError, match="needs a time `at`"):
+        build_features(shop, request)
 
 
 def test_query_identity_ignores_item_order() -> None:

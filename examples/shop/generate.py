@@ -80,7 +80,9 @@ def _after(rng: np.random.Generator, lo: np.ndarray) -> np.ndarray:
     t = lo + 1 + np.floor(rng.random(len(lo)) * (END - lo)).astype(np.int64)
     tod = rng.choice(24, size=len(lo), p=HOUR_W / HOUR_W.sum()) * 3600 + rng.integers(0, 3600, len(lo))
     cand = t - (t - START) % DAY + tod
-    return np.where((cand > lo) & (cand <= END), cand, t)  # keep the plain draw where reshaping breaks a bound
+    # Keep the plain draw where reshaping breaks a bound.
+    kept: np.ndarray = np.where((cand > lo) & (cand <= END), cand, t)
+    return kept
 
 
 def _write(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, types: dict[str, str], key: str) -> None:
@@ -285,7 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - started
     with duckdb.connect(str(path), read_only=True) as con:
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall():
-            print(f"{table:>22}: {con.execute(f'SELECT count(*) FROM {table}').fetchone()[0]:>10,}")
+            counted = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert counted is not None  # count(*) always returns one row
+            print(f"{table:>22}: {counted[0]:>10,}")
     print(f"wrote {path} in {elapsed:.1f}s")
 
 

@@ -13,7 +13,7 @@ Counts of a key that exists at t are 0, not null, when it has no events; unknown
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from datetime import datetime
 
 from sqlglot import exp
 
@@ -39,27 +39,38 @@ def _key_filter(entity: Entity, keys: tuple[tuple[object, ...], ...], prefix: st
                                 for c, v in zip(entity.key, k, strict=True))) for k in distinct))
 
 
-def _spine(entity: Entity, request: FeatureRequest) -> exp.Expression:
+def _spine(entity: Entity, request: FeatureRequest) -> exp.Expr:
     rows = [exp.tuple_(exp.Literal.number(i), *(exp.convert(v) for v in key)) for i, key in enumerate(request.keys)]
     columns = [ident(ROW), *(ident(c) for c in entity.key)]
     values = exp.Values(expressions=rows, alias=exp.TableAlias(this=ident(SPINE), columns=columns))
     return exp.select("*").from_(values)
 
 
+def _as_of(request: FeatureRequest) -> datetime:
+    """The request's time. A request for the latest values (`at` None) is answered from a snapshot, which gives
+    it a time before compiling (`Service.features` uses now)."""
+    if request.at is None:
+        raise QueryError(f"a feature request for {request.entity!r} needs a time `at` to be compiled to SQL; "
+                         f"without one it asks for the latest values: use Service.features or an online lookup")
+    return request.at
+
+
 def _metric_feature(model: Model, entity: Entity, feature: Feature, request: FeatureRequest) -> exp.Select:
+    at = _as_of(request)
     # String literals: the planner checks them against the time type, as it does for any filter.
     conditions: list[exp.Expr] = [exp.LTE(this=exp.column("time"),
-                                          expression=exp.Literal.string(request.at.isoformat())),
+                                          expression=exp.Literal.string(at.isoformat())),
                                    _key_filter(entity, request.keys, entity.name)]
     if feature.window is not None:
-        start = request.at - feature.window
+        start = at - feature.window
         conditions.append(exp.GT(this=exp.column("time"), expression=exp.Literal.string(start.isoformat())))
     query = SemanticQuery(metrics=(feature.ref or "",), dimensions=tuple(f"{entity.name}.{k}" for k in entity.key),
-                          where=Filter.of(cast(exp.Expression, exp.and_(*conditions))))
+                          where=Filter.of(exp.and_(*conditions)))
     return build(plan(model, query))
 
 
 def _latest_feature(model: Model, entity: Entity, feature: Feature, request: FeatureRequest) -> exp.Select:
+    at = _as_of(request)
     owner_name, _, name = (feature.ref or "").rpartition(".")
     owner = model.entities[owner_name]
     rel = owner.relationship_to(entity.name)
@@ -68,15 +79,15 @@ def _latest_feature(model: Model, entity: Entity, feature: Feature, request: Fea
     needed = f"feature {entity.name}.{feature.name}"
     event_time = scope.time(owner, needed)
     keys = [exp.column(fk, table=ident(owner.name)) for fk in rel.key]
-    conditions: list[exp.Expr] = [exp.LTE(this=event_time.copy(), expression=time_literal(request.at))]
+    conditions: list[exp.Expr] = [exp.LTE(this=event_time.copy(), expression=time_literal(at))]
     order = [exp.Ordered(this=event_time.copy(), desc=True, nulls_first=False)]
     if owner.created is not None:
         created_owner, _, created_name = owner.created.rpartition(".")
         created = scope.dimension(model.entities[created_owner] if created_owner else owner, created_name, needed)
-        conditions.append(exp.LTE(this=created, expression=time_literal(request.at)))
+        conditions.append(exp.LTE(this=created, expression=time_literal(at)))
         order.append(exp.Ordered(this=created.copy(), desc=True, nulls_first=False))
     if feature.ttl is not None:
-        conditions.append(exp.GTE(this=event_time.copy(), expression=time_literal(request.at - feature.ttl)))
+        conditions.append(exp.GTE(this=event_time.copy(), expression=time_literal(at - feature.ttl)))
     order += [exp.Ordered(this=exp.column(k, table=ident(owner.name)), desc=True) for k in owner.key]
     distinct = list(dict.fromkeys(request.keys))
     if len(keys) == 1:
@@ -103,7 +114,7 @@ def _latest_feature(model: Model, entity: Entity, feature: Feature, request: Fea
 def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
     """The statement answering a feature request, and its output columns (key columns, then features)."""
     entity = model.entities[request.entity]
-    at = time_literal(request.at)
+    at = time_literal(_as_of(request))
     scope = Scope(model, entity)
     # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
     exists = row_exists(entity)
@@ -114,10 +125,10 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
                        on=exp.and_(*(exp.EQ(this=exp.column(ident(c), table=ident(SPINE)),
                                             expression=exp.column(c, table=ident(entity.name))) for c in entity.key)),
                        join_type="left")
-    values: dict[str, exp.Expression] = {}
+    values: dict[str, exp.Expr] = {}
     ctes: list[tuple[str, exp.Select]] = []
 
-    def value_of(name: str, trail: tuple[str, ...]) -> exp.Expression:
+    def value_of(name: str, trail: tuple[str, ...]) -> exp.Expr:
         if name in values:
             return values[name]
         if name in trail:
@@ -164,12 +175,12 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
     return final, columns
 
 
-def row_exists(entity: Entity) -> exp.Expression:
+def row_exists(entity: Entity) -> exp.Expr:
     """The entity's own row was found (it is LEFT JOINed under its name)."""
     return exp.Not(this=exp.Is(this=exp.column(entity.key[0], table=ident(entity.name)), expression=exp.Null()))
 
 
-def known_at(scope: Scope, entity: Entity, at: exp.Expression) -> exp.Expr:
+def known_at(scope: Scope, entity: Entity, at: exp.Expr) -> exp.Expr:
     """The entity's row exists at `at`: found, and its time (when it has one) at or before `at`."""
     exists = row_exists(entity)
     if entity.time is None:
@@ -182,7 +193,7 @@ def counts(metric: Metric) -> bool:
     return metric.kind == "simple" and metric.agg in ("count", "count_distinct")
 
 
-def derived(feature: Feature, value_of: Callable[[str], exp.Expression]) -> exp.Expression:
+def derived(feature: Feature, value_of: Callable[[str], exp.Expr]) -> exp.Expr:
     """A derived feature's expression with each feature name replaced by that feature's value."""
     if feature.expr is None:
         raise QueryError(f"feature {feature.entity}.{feature.name} has no expression")

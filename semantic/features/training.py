@@ -174,7 +174,7 @@ def _joined(select: exp.Select, scope: Scope) -> exp.Select:
     return select
 
 
-def _within(aggregate: exp.Expression, condition: exp.Expression) -> exp.Expression:
+def _within(aggregate: exp.Expr, condition: exp.Expr) -> exp.Expr:
     """The aggregate over the rows that also meet `condition`: one FILTER clause, merged with the planner's own."""
     if isinstance(aggregate, exp.Filter):
         where = exp.and_(aggregate.expression.this.copy(), condition)
@@ -196,9 +196,9 @@ class _Events:
 
     owner: Entity
     scope: Scope
-    keys: Sequence[exp.Expression]  # the foreign key reaching the spine's entity, in its key order
-    time: exp.Expression
-    columns: dict[str, tuple[timedelta | None, exp.Expression]] = field(default_factory=dict)  # name -> aggregate
+    keys: Sequence[exp.Expr]  # the foreign key reaching the spine's entity, in its key order
+    time: exp.Expr
+    columns: dict[str, tuple[timedelta | None, exp.Expr]] = field(default_factory=dict)  # name -> aggregate
 
     @property
     def name(self) -> str:
@@ -210,11 +210,11 @@ class _Events:
         windows = {w for w, _ in self.columns.values()}
         return None if None in windows else max(w for w in windows if w is not None)
 
-    def after(self, window: timedelta, t: exp.Expression) -> exp.Expression:
+    def after(self, window: timedelta, t: exp.Expr) -> exp.Expr:
         return exp.GT(this=self.time.copy(), expression=exp.Sub(this=t.copy(), expression=interval(window)))
 
-    def value(self, alias: str, measure: exp.Expression, window: timedelta | None, needed: str,
-              guard: bool) -> exp.Expression:
+    def value(self, alias: str, measure: exp.Expr, window: timedelta | None, needed: str,
+              guard: bool) -> exp.Expr:
         """The measure over this entity's rows in the window, per spine row. With `guard`, null when the window has
         no rows, as the planner's group would be missing (a sum is null without rows anyway; a count is 0)."""
         for column in measure.find_all(exp.Column):
@@ -229,8 +229,8 @@ class _Events:
         present = exp.GT(this=_col(rows, self.name), expression=exp.Literal.number(0))
         return exp.Case(ifs=[exp.If(this=present, true=_col(name, self.name))])
 
-    def cte(self, entity: Entity, spine: str, t: exp.Expression) -> exp.Select:
-        on: list[exp.Expression] = [exp.EQ(this=k.copy(), expression=_col(c, SPINE))
+    def cte(self, entity: Entity, spine: str, t: exp.Expr) -> exp.Select:
+        on: list[exp.Expr] = [exp.EQ(this=k.copy(), expression=_col(c, SPINE))
                                     for k, c in zip(self.keys, entity.key, strict=True)]
         on.append(exp.LTE(this=self.time.copy(), expression=t.copy()))
         widest = self.widest
@@ -253,29 +253,29 @@ class _Latest:
 
     owner: Entity
     scope: Scope
-    keys: Sequence[exp.Expression]  # the foreign key to the spine's entity
-    event: exp.Expression
-    created: exp.Expression | None
-    values: dict[str, exp.Expression] = field(default_factory=dict)  # output column -> dimension expression
+    keys: Sequence[exp.Expr]  # the foreign key to the spine's entity
+    event: exp.Expr
+    created: exp.Expr | None
+    values: dict[str, exp.Expr] = field(default_factory=dict)  # output column -> dimension expression
     ttls: set[timedelta | None] = field(default_factory=set)
 
     @property
     def name(self) -> str:
         return f"latest_{self.owner.name}"
 
-    def value(self, dimension: str, ttl: timedelta | None, t: exp.Expression, needed: str) -> exp.Expression:
+    def value(self, dimension: str, ttl: timedelta | None, t: exp.Expr, needed: str) -> exp.Expr:
         column = f"value__{dimension}"
         if column not in self.values:
             self.values[column] = self.scope.dimension(self.owner, dimension, needed)
         self.ttls.add(ttl)
-        value: exp.Expression = _col(column, self.name)
+        value: exp.Expr = _col(column, self.name)
         if ttl is not None:  # the latest row known at t is too old: so is every other
             fresh = exp.GTE(this=_col("event_time", self.name), expression=exp.Sub(this=t.copy(),
                                                                                    expression=interval(ttl)))
             value = exp.Case(ifs=[exp.If(this=fresh, true=value)])
         return value
 
-    def _ranking(self) -> list[exp.Expression]:
+    def _ranking(self) -> list[exp.Expr]:
         """Greatest time first, then greatest created time, then greatest key (key columns in declared order)."""
         return [self.event, *([self.created] if self.created is not None else []),
                 *(exp.column(k, table=ident(self.owner.name)) for k in self.owner.key)]
@@ -286,7 +286,7 @@ class _Latest:
         ranks lowest, as it does in ROW_NUMBER's `DESC NULLS LAST` (a struct would rank a null field highest), so
         both forms pick the same row."""
         times = [self.event, *([self.created] if self.created is not None else [])]
-        fields: list[exp.Expression] = [e.copy() for e in times]
+        fields: list[exp.Expr] = [e.copy() for e in times]
         for expr in self._ranking()[len(times):]:
             if any(expr == known for known in (*times, *self.keys)):
                 continue
@@ -318,14 +318,14 @@ class _Latest:
                              for n in fields))
         return outer.from_(exp.alias_(exp.Subquery(this=inner), ident("running"), table=True))
 
-    def asof_join(self, entity: Entity, t: exp.Expression) -> exp.Join:
+    def asof_join(self, entity: Entity, t: exp.Expr) -> exp.Join:
         on: list[exp.Expr] = [exp.EQ(this=_col(c, SPINE), expression=_col(c, self.name)) for c in entity.key]
         on.append(exp.GTE(this=t.copy(), expression=_col("known_from", self.name)))
         return exp.Join(this=exp.Table(this=ident(self.name)), on=exp.and_(*on), method="ASOF", side="LEFT")
 
-    def ranked_cte(self, entity: Entity, spine: str, t: exp.Expression) -> exp.Select:
+    def ranked_cte(self, entity: Entity, spine: str, t: exp.Expr) -> exp.Select:
         """Per spine row, its best known row: ROW_NUMBER over the rows joined to the spine."""
-        on: list[exp.Expression] = [exp.EQ(this=k.copy(), expression=_col(c, SPINE))
+        on: list[exp.Expr] = [exp.EQ(this=k.copy(), expression=_col(c, SPINE))
                                     for k, c in zip(self.keys, entity.key, strict=True)]
         on.append(exp.LTE(this=self.event.copy(), expression=t.copy()))
         if self.created is not None:
@@ -360,9 +360,9 @@ class _TrainingBuilder:
         self.known = known_at(self.scope, entity, self.t)
         self.events: dict[str, _Events] = {}
         self.latest: dict[str, _Latest] = {}
-        self.values: dict[str, exp.Expression] = {}
+        self.values: dict[str, exp.Expr] = {}
 
-    def value(self, name: str, trail: tuple[str, ...] = ()) -> exp.Expression:
+    def value(self, name: str, trail: tuple[str, ...] = ()) -> exp.Expr:
         if name in self.values:
             return self.values[name]
         if name in trail:
@@ -371,7 +371,7 @@ class _TrainingBuilder:
         needed = f"feature {self.entity.name}.{name}"
         if feature.kind == "dimension":
             expr = self.scope.dimension(self.entity, feature.ref or "", needed)
-            value: exp.Expression = exp.Case(ifs=[exp.If(this=self.known.copy(), true=expr)])
+            value: exp.Expr = exp.Case(ifs=[exp.If(this=self.known.copy(), true=expr)])
         elif feature.kind == "metric":
             value = self._metric(feature, needed)
         elif feature.kind == "latest":
@@ -381,12 +381,12 @@ class _TrainingBuilder:
         self.values[name] = value
         return value
 
-    def _metric(self, feature: Feature, needed: str) -> exp.Expression:
+    def _metric(self, feature: Feature, needed: str) -> exp.Expr:
         # The planner says what to aggregate (filters, joins for them, derived metrics over measures), grouped by
         # the entity's key; each of its aggregates becomes measures per spine row.
         the_plan = plan(self.model, SemanticQuery(metrics=(feature.ref or "",),
                                                   dimensions=tuple(f"{self.entity.name}.{k}" for k in self.entity.key)))
-        measures: dict[str, exp.Expression] = {}
+        measures: dict[str, exp.Expr] = {}
         for aggregate in the_plan.aggregates:
             if aggregate.where is not None:  # no filter was asked for, so none should come back
                 raise CompileError(f"{needed}: the plan of {feature.ref} filters its rows; cannot compute it per "
@@ -425,7 +425,7 @@ class _TrainingBuilder:
             self.events[owner.name] = _Events(owner, scope, keys, scope.time(owner, needed))
         return self.events[owner.name]
 
-    def _latest(self, feature: Feature, needed: str) -> exp.Expression:
+    def _latest(self, feature: Feature, needed: str) -> exp.Expr:
         owner_name, _, dimension = (feature.ref or "").rpartition(".")
         if owner_name not in self.latest:
             owner = self.model.entities[owner_name]

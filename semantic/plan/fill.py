@@ -27,7 +27,7 @@ class Fill:
     zero: tuple[str, ...]  # aliases of the metrics an empty period gives 0
 
 
-def bounds(filters: list[exp.Expression], axis: set[str], grain: str, parse: object
+def bounds(filters: list[exp.Expr], axis: set[str], grain: str, parse: object
            ) -> tuple[datetime | None, datetime | None]:
     """First and last period of `grain` that top-level comparisons on the time axis admit.
 
@@ -56,7 +56,7 @@ def bounds(filters: list[exp.Expression], axis: set[str], grain: str, parse: obj
     return start, end
 
 
-def _first_instant(op: type[exp.Expression], value: datetime, grain: str | None) -> datetime:
+def _first_instant(op: type[exp.Expr], value: datetime, grain: str | None) -> datetime:
     if grain is None:
         return value
     start = floor(value, grain)
@@ -65,7 +65,7 @@ def _first_instant(op: type[exp.Expression], value: datetime, grain: str | None)
     return value
 
 
-def _last_instant(op: type[exp.Expression], value: datetime, grain: str | None) -> datetime:
+def _last_instant(op: type[exp.Expr], value: datetime, grain: str | None) -> datetime:
     tick = timedelta(microseconds=1)
     if grain is None:
         return value - tick if op is exp.LT else value

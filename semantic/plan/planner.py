@@ -44,14 +44,14 @@ class Aggregate:
     """
 
     entity: str
-    source: exp.Expression
+    source: exp.Expr
     joins: tuple[Join, ...]
-    groups: tuple[tuple[str, exp.Expression], ...]
-    measures: tuple[tuple[str, exp.Expression], ...]
-    where: exp.Expression | None
+    groups: tuple[tuple[str, exp.Expr], ...]
+    measures: tuple[tuple[str, exp.Expr], ...]
+    where: exp.Expr | None
     windows: tuple[Window, ...] = ()
     period: str | None = None  # alias of the time group the windows order by
-    after: exp.Expression | None = None
+    after: exp.Expr | None = None
     pick: str | None = None  # "last"/"first": semi-additive; the SNAPSHOT group is the time to pick by
     carried: tuple[str, ...] = ()  # plain measures of the series passed through beside the windows
     fine: str | None = None  # the series is at this finer grain; windows are range joins onto reported periods
@@ -74,8 +74,8 @@ class Plan:
     query: SemanticQuery
     aggregates: tuple[Aggregate, ...]
     groups: tuple[str, ...]  # aliases of the dimension columns, shared by every aggregate
-    metrics: tuple[tuple[str, exp.Expression], ...]  # alias -> expression over measure aliases
-    having: exp.Expression | None  # over measure aliases, applied after aggregation
+    metrics: tuple[tuple[str, exp.Expr], ...]  # alias -> expression over measure aliases
+    having: exp.Expr | None  # over measure aliases, applied after aggregation
     order: tuple[tuple[str, bool], ...]
     limit: int | None
     offset: int | None
@@ -108,7 +108,7 @@ def parse_time(text: str, where: str, timezone: str | None = None) -> datetime:
     return value
 
 
-def time_literal(value: datetime | date) -> exp.Expression:
+def time_literal(value: datetime | date) -> exp.Expr:
     if isinstance(value, datetime):
         return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
     return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
@@ -179,8 +179,8 @@ class _Planner:
             dims.append((text, ref, OutputColumn(text, alias_of(text), kind, "dimension", desc)))
         requested = [self.metric(text) for text in query.metrics]
 
-        dim_filters: list[exp.Expression] = []
-        metric_filters: list[exp.Expression] = []
+        dim_filters: list[exp.Expr] = []
+        metric_filters: list[exp.Expr] = []
         if query.where is not None:
             for conjunct in _conjuncts(query.where.tree):
                 kinds = {self._ref_kind(col) for col in conjunct.find_all(exp.Column)}
@@ -195,7 +195,7 @@ class _Planner:
 
         # Every simple metric the query needs (requested, inside derived ones, or in a metric filter).
         measures: dict[str, Metric] = {}
-        metric_exprs: list[tuple[str, exp.Expression]] = []
+        metric_exprs: list[tuple[str, exp.Expr]] = []
         for metric in requested:
             metric_exprs.append((alias_of(metric.qualified), self._expand(metric, measures, ())))
         having = None
@@ -249,7 +249,7 @@ class _Planner:
         return Plan(query, aggregates, groups, tuple(metric_exprs), having, tuple(order), query.limit,
                     query.offset, tuple(columns), fill)
 
-    def _fill(self, dims: list[tuple[str, DimensionRef, OutputColumn]], filters: list[exp.Expression],
+    def _fill(self, dims: list[tuple[str, DimensionRef, OutputColumn]], filters: list[exp.Expr],
               requested: list[Metric]) -> Fill:
         times = [(ref, col) for _, ref, col in dims if col.type in ("date", "datetime")]
         if len(times) != 1:
@@ -287,7 +287,7 @@ class _Planner:
             metric = self.model.entities[metric.entity].metrics[metric.base or ""]
         return metric.kind == "simple" and metric.agg in ("count", "count_distinct")
 
-    def _expand(self, metric: Metric, measures: dict[str, Metric], trail: tuple[str, ...]) -> exp.Expression:
+    def _expand(self, metric: Metric, measures: dict[str, Metric], trail: tuple[str, ...]) -> exp.Expr:
         """A metric as an expression over measure aliases; derived metrics expand recursively."""
         if metric.kind != "derived":
             measures.setdefault(metric.qualified, metric)
@@ -296,7 +296,7 @@ class _Planner:
             raise QueryError(f"derived metrics form a cycle: {' -> '.join((*trail, metric.qualified))}")
         owner = self.model.entities[metric.entity]
 
-        def rewrite(node: exp.Expression) -> exp.Expression:
+        def rewrite(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Column):
                 entity = self.model.entities[node.table] if node.table else owner
                 inner = self._expand(entity.metrics[node.name], measures, (*trail, metric.qualified))
@@ -306,8 +306,8 @@ class _Planner:
         assert metric.expr is not None
         return metric.expr.copy().transform(rewrite, copy=False)
 
-    def _metric_filter(self, tree: exp.Expression, measures: dict[str, Metric]) -> exp.Expression:
-        def rewrite(node: exp.Expression) -> exp.Expression:
+    def _metric_filter(self, tree: exp.Expr, measures: dict[str, Metric]) -> exp.Expr:
+        def rewrite(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Column):
                 inner = self._expand(self.metric(f"{node.table}.{node.name}"), measures, ())
                 return inner if isinstance(inner, exp.Column) else exp.Paren(this=inner)
@@ -320,7 +320,7 @@ class _Planner:
                                      f"not {literal.sql()}")
         return tree.copy().transform(rewrite, copy=False)
 
-    def _dimension_base(self, refs: list[DimensionRef], filters: list[exp.Expression]) -> Entity:
+    def _dimension_base(self, refs: list[DimensionRef], filters: list[exp.Expr]) -> Entity:
         """With no metrics, the rows come from the one entity that reaches every dimension asked for."""
         names = {r.entity for r in refs if r.entity}
         names |= {c.table for f in filters for c in f.find_all(exp.Column) if c.table}
@@ -333,7 +333,7 @@ class _Planner:
                          f"so these dimensions have no common rows; query them separately")
 
     def _aggregate(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                   filters: list[exp.Expression]) -> Aggregate:
+                   filters: list[exp.Expr]) -> Aggregate:
         scope = Scope(self.model, entity)
         groups = []
         for text, ref, col in dims:
@@ -355,7 +355,7 @@ class _Planner:
                          exp.and_(*where) if where else None, pick=pick)
 
     def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                  filters: list[exp.Expression], plain: list[Metric], fine: str | None = None
+                  filters: list[exp.Expr], plain: list[Metric], fine: str | None = None
                   ) -> tuple[Aggregate, bool]:
         """Cumulative and offset metrics of one entity: a per-period series of their base metrics with every filter
         but those on the time axis, window functions over it, then the time filters choose reported periods.
@@ -368,7 +368,7 @@ class _Planner:
         owner_name, _, time_name = (entity.time or "").rpartition(".")
         time_owner = owner_name or entity.name
 
-        def on_time_axis(tree: exp.Expression) -> bool:
+        def on_time_axis(tree: exp.Expr) -> bool:
             columns = list(tree.find_all(exp.Column))
             return bool(columns) and all(
                 (not c.table and c.name.split(":")[0] == "time")
@@ -432,7 +432,7 @@ class _Planner:
                 framed.append(metric)
         return framed, ranged
 
-    def _period_filter(self, tree: exp.Expression, period: str) -> exp.Expression:
+    def _period_filter(self, tree: exp.Expr, period: str) -> exp.Expr:
         """A time-axis filter over the reported period column (typed literals, the filter's own grain)."""
         original = tree.copy()
         for comparison in original.find_all(*_COMPARISONS):
@@ -440,7 +440,7 @@ class _Planner:
                 comparison.set("this", exp.column(exp.to_identifier(comparison.this.name, quoted=True)))
                 _check_literals(comparison, self, None)  # type: ignore[arg-type]
 
-        def rewrite(node: exp.Expression) -> exp.Expression:
+        def rewrite(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
                 return node
             grain = node.name.partition(":")[2]
@@ -449,10 +449,10 @@ class _Planner:
 
         return original.transform(rewrite, copy=False)
 
-    def _measure(self, metric: Metric, scope: Scope) -> exp.Expression:
+    def _measure(self, metric: Metric, scope: Scope) -> exp.Expr:
         entity = self.model.entities[metric.entity]
         needed = f"metric {metric.qualified}"
-        value: exp.Expression = scope.qualify(metric.expr, entity, needed) if metric.expr is not None else exp.Star()
+        value: exp.Expr = scope.qualify(metric.expr, entity, needed) if metric.expr is not None else exp.Star()
         condition = scope.qualify(metric.filter, entity, needed) if metric.filter is not None else None
         agg = metric.agg
         if agg in ("percentile", "median"):
@@ -463,7 +463,7 @@ class _Planner:
             return exp.PercentileCont(this=exp.cast(value, exp.DataType.Type.DOUBLE),
                                       expression=exp.Literal.number(fraction))
         if agg == "count":
-            aggregate: exp.Expression = exp.Count(this=value)
+            aggregate: exp.Expr = exp.Count(this=value)
         elif agg == "count_distinct":
             aggregate = exp.Count(this=exp.Distinct(expressions=[value]))
         else:
@@ -474,11 +474,11 @@ class _Planner:
         # proves the sum cannot overflow); sqlglot writes IF/IFF forms for dialects without FILTER.
         return exp.Filter(this=aggregate, expression=exp.Where(this=condition))
 
-    def _dimension_filter(self, tree: exp.Expression, scope: Scope, entity: Entity) -> exp.Expression:
+    def _dimension_filter(self, tree: exp.Expr, scope: Scope, entity: Entity) -> exp.Expr:
         """A filter condition as SQL over this aggregate's rows, with literals checked against dimension types."""
         types: dict[int, str] = {}
 
-        def rewrite(node: exp.Expression) -> exp.Expression:
+        def rewrite(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
                 return node
             ref = DimensionRef.parse(column_text(node)) if node.name != "time" else DimensionRef(None, "time")
@@ -504,7 +504,7 @@ class _Planner:
                 _check_literals(comparison, self, entity)
         return holder.this.transform(rewrite, copy=False)
 
-    def _raw_time_range(self, comparison: exp.Expression) -> exp.Expression | None:
+    def _raw_time_range(self, comparison: exp.Expr) -> exp.Expr | None:
         """`<time>:<grain> <op> '<literal>'` as a range on the raw time, or None to keep the comparison as is."""
         column = comparison.this
         if not isinstance(column, exp.Column) or ":" not in column.name:
@@ -537,7 +537,7 @@ class _Planner:
                                          for op, bound in conditions)))
 
 
-def _conjuncts(tree: exp.Expression) -> list[exp.Expression]:
+def _conjuncts(tree: exp.Expr) -> list[exp.Expr]:
     while isinstance(tree, exp.Paren):
         tree = tree.this
     if isinstance(tree, exp.And):
@@ -545,11 +545,11 @@ def _conjuncts(tree: exp.Expression) -> list[exp.Expression]:
     return [tree]
 
 
-def _literals(node: exp.Expression) -> list[exp.Literal]:
+def _literals(node: exp.Expr) -> list[exp.Literal]:
     return [lit for lit in node.find_all(exp.Literal)]
 
 
-def _check_literals(comparison: exp.Expression, planner: _Planner, entity: Entity) -> None:
+def _check_literals(comparison: exp.Expr, planner: _Planner, entity: Entity) -> None:
     """Check each literal of `dimension <op> literal(s)` against the dimension's type; time strings become typed
     timestamp literals in place."""
     column = comparison.this if isinstance(comparison.this, exp.Column) else None

@@ -22,7 +22,7 @@ def ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)  # type: ignore[return-value]
 
 
-def source_of(entity: Entity, dialect: str) -> exp.Expression:
+def source_of(entity: Entity, dialect: str) -> exp.Expr:
     """The entity's rows: its table, or its SQL as a subquery."""
     if entity.table is not None:
         return exp.to_table(entity.table, dialect=dialect)
@@ -32,12 +32,12 @@ def source_of(entity: Entity, dialect: str) -> exp.Expression:
 @dataclass(frozen=True)
 class Join:
     alias: str
-    source: exp.Expression
-    on: exp.Expression
+    source: exp.Expr
+    on: exp.Expr
     kind: str = "left"  # "inner" only along required relationships from the base: no row can be lost
 
 
-def local(expr: exp.Expression, timezone: str | None) -> exp.Expression:
+def local(expr: exp.Expr, timezone: str | None) -> exp.Expr:
     """A stored (naive UTC) time as wall-clock time in `timezone`."""
     if timezone is None:
         return expr
@@ -45,7 +45,7 @@ def local(expr: exp.Expression, timezone: str | None) -> exp.Expression:
     return exp.AtTimeZone(this=utc, zone=exp.Literal.string(timezone))
 
 
-def truncate(expr: exp.Expression, grain: str, timezone: str | None = None) -> exp.Expression:
+def truncate(expr: exp.Expr, grain: str, timezone: str | None = None) -> exp.Expr:
     """A time at a grain: a date for day and coarser grains, a timestamp otherwise (weeks start on Monday). With a
     time zone, the stored UTC time is read as wall-clock time there first."""
     if grain == "day":  # the date itself: one cast instead of truncating to midnight and casting
@@ -85,7 +85,7 @@ class Scope:
             previous = alias
         return previous
 
-    def dimension(self, owner: Entity, name: str, needed_for: str, via: tuple[str, ...] = ()) -> exp.Expression:
+    def dimension(self, owner: Entity, name: str, needed_for: str, via: tuple[str, ...] = ()) -> exp.Expr:
         """`owner.name` as SQL over the base's rows, joining only what is needed.
 
         A key of a related entity is read from the joined row, not from the foreign key: for a fact whose related
@@ -94,7 +94,7 @@ class Scope:
         alias = self.reach(owner.name, needed_for, via)
         return self.qualify(owner.dimensions[name].expr, owner, needed_for, alias)
 
-    def time(self, entity: Entity, needed_for: str) -> exp.Expression:
+    def time(self, entity: Entity, needed_for: str) -> exp.Expr:
         """The entity's own time (perhaps a related entity's time dimension), unqualified by grain."""
         if entity.time is None:
             raise UnknownFieldError(f"{needed_for}: entity {entity.name!r} has no `time`, so it has no time axis")
@@ -102,13 +102,13 @@ class Scope:
         owner = self.model.entities[owner_name] if owner_name else entity
         return self.dimension(owner, name, needed_for)
 
-    def qualify(self, tree: exp.Expression, context: Entity, needed_for: str, alias: str | None = None
-                ) -> exp.Expression:
+    def qualify(self, tree: exp.Expr, context: Entity, needed_for: str, alias: str | None = None
+                ) -> exp.Expr:
         """A model expression written on `context` (joined as `alias`): bare columns are its columns, `e.d`
         related dimensions."""
         alias = alias or self.reach(context.name, needed_for)
 
-        def rewrite(node: exp.Expression) -> exp.Expression:
+        def rewrite(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
                 return node
             if not node.table:
@@ -125,5 +125,5 @@ class Scope:
 
         return tree.copy().transform(rewrite, copy=False)
 
-    def from_clause(self) -> tuple[exp.Expression, list[Join]]:
+    def from_clause(self) -> tuple[exp.Expr, list[Join]]:
         return source_of(self.base, self.model.dialect), list(self.joins.values())

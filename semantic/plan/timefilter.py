@@ -48,8 +48,8 @@ def to_utc(local: datetime, timezone: str | None) -> datetime:
     return local.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC).replace(tzinfo=None)
 
 
-def raw_range(op: type[exp.Expression], value: datetime, grain: str
-              ) -> list[tuple[type[exp.Expression], datetime]] | None:
+def raw_range(op: type[exp.Expr], value: datetime, grain: str
+              ) -> list[tuple[type[exp.Expr], datetime]] | None:
     """`truncate(t, grain) <op> value` as conditions `t <op'> bound`; [] means never true, None means keep it.
 
     >>> raw_range(exp.GT, datetime(2024, 2, 15), "month")

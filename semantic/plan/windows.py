@@ -18,17 +18,17 @@ class Window:
 
     alias: str
     base: str  # alias of the base measure in the series
-    function: type[exp.Expression]  # exp.Sum, exp.Min or exp.Max
+    function: type[exp.Expr]  # exp.Sum, exp.Min or exp.Max
     spec: exp.WindowSpec | None  # None: summed by a range join over the finer series (Aggregate.fine)
     reset: str | None = None  # grain_to_date: the running total restarts at each period of this grain
-    span: exp.Expression | None = None  # the window's length as an interval, for the range join
+    span: exp.Expr | None = None  # the window's length as an interval, for the range join
 
 
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
 
-def interval(count: int, unit: str) -> exp.Expression:
+def interval(count: int, unit: str) -> exp.Expr:
     if unit == "quarter":
         count, unit = count * 3, "month"
     return exp.Interval(this=exp.Literal.string(str(count)), unit=exp.var(unit.upper()))

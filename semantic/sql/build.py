@@ -58,7 +58,7 @@ def _stitch(plan: Plan, names: list[str]) -> exp.Select:
     branches = []
     for agg, name in zip(plan.aggregates, names, strict=True):
         own = set(agg.outputs)
-        items = [_col(g) for g in plan.groups]
+        items: list[exp.Expr] = [_col(g) for g in plan.groups]
         items += [_col(m) if m in own else exp.alias_(_typed_null(m, owners[m]), ident(m)) for m in measures]
         branches.append(exp.select(*items, copy=False).from_(ident(name), copy=False))
     union: exp.Query = branches[0]
@@ -72,20 +72,22 @@ def _stitch(plan: Plan, names: list[str]) -> exp.Select:
     return select
 
 
-def _typed_null(measure: str, cte: str) -> exp.Expression:
+def _typed_null(measure: str, cte: str) -> exp.Expr:
     return exp.Subquery(this=exp.select(_col(measure)).from_(ident(cte)).where(exp.false()))
 
 
 def build_windows(agg: Aggregate, series: str) -> exp.Select:
     """Window functions over an entity's per-period series; the time filters then pick the reported periods."""
-    items: list[exp.Expression] = [_col(a) for a, _ in agg.groups] + [_col(a) for a in agg.carried]
+    items: list[exp.Expr] = [*(_col(a) for a, _ in agg.groups), *(_col(a) for a in agg.carried)]
     others = [a for a, _ in agg.groups if a != agg.period]
     period = _col(agg.period or "")
     # Rows without a time have no period to be "as of" or to look back from: their value is NULL, and they sit in a
     # partition of their own so they never enter another period's frame, however a dialect sorts NULLs.
     timeless = exp.Is(this=period.copy(), expression=exp.Null())
     for window in agg.windows:
-        partition: list[exp.Expression] = [_col(a) for a in others] + [timeless.copy()]
+        # Only windows a frame can compute reach here; the others (no spec) are range joins (build_ranged).
+        assert window.spec is not None, f"{window.alias} has no window frame"
+        partition: list[exp.Expr] = [_col(a) for a in others] + [timeless.copy()]
         if window.reset is not None:
             partition.append(truncate(period.copy(), window.reset))
         over = exp.Window(this=window.function(this=_col(window.base)), partition_by=partition,
@@ -100,7 +102,7 @@ def build_windows(agg: Aggregate, series: str) -> exp.Select:
         agg.after.copy())
 
 
-def _bound(value: datetime | None, edge: str) -> exp.Expression:
+def _bound(value: datetime | None, edge: str) -> exp.Expr:
     if value is not None:
         return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
     return exp.cast(exp.column(ident(edge), table=ident("bounds")), exp.DataType.Type.TIMESTAMP)
@@ -122,13 +124,13 @@ def _periods(fill: Fill) -> exp.Select:
 def _filled(plan: Plan, fill: Fill) -> exp.Select:
     """Every period crossed with every combination of the other dimensions that has data, joined to the answer."""
     others = [g for g in plan.groups if g != fill.period]
-    items: list[exp.Expression] = []
+    items: list[exp.Expr] = []
     for group in plan.groups:
         source = exp.column(ident("period"), table=ident("periods")) if group == fill.period else \
             exp.column(ident(group), table=ident("keys"))
         items.append(exp.alias_(source, ident(group)))
     for alias, _ in plan.metrics:
-        value: exp.Expression = exp.column(ident(alias), table=ident("answer"))
+        value: exp.Expr = exp.column(ident(alias), table=ident("answer"))
         if alias in fill.zero:
             value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
         items.append(exp.alias_(value, ident(alias)))
@@ -136,7 +138,7 @@ def _filled(plan: Plan, fill: Fill) -> exp.Select:
     if others:
         keys = exp.select(*(_col(g) for g in others)).distinct().from_(ident("answer"))
         select = select.join(exp.alias_(exp.Subquery(this=keys), ident("keys"), table=True), join_type="cross")
-    on = [exp.EQ(this=exp.column(ident(fill.period), table=ident("answer")),
+    on: list[exp.Expr] = [exp.EQ(this=exp.column(ident(fill.period), table=ident("answer")),
                  expression=exp.column(ident("period"), table=ident("periods")))]
     on += [exp.NullSafeEQ(this=exp.column(ident(g), table=ident("answer")),
                           expression=exp.column(ident(g), table=ident("keys"))) for g in others]
@@ -155,14 +157,13 @@ def build_ranged(agg: Aggregate, series: str) -> exp.Select:
     if grain == "quarter":
         end.set("expression", exp.Interval(this=exp.Literal.string("3"), unit=exp.var("MONTH")))
     fine_time = exp.column(ident(period), table=ident("fine"))
-    on = [exp.NullSafeEQ(this=exp.column(ident(a), table=ident("fine")), expression=exp.column(ident(a),
-                                                                                             table=ident("reported")))
-          for a in others]
+    on: list[exp.Expr] = [exp.NullSafeEQ(this=exp.column(ident(a), table=ident("fine")),
+                                         expression=exp.column(ident(a), table=ident("reported"))) for a in others]
     (window,) = agg.windows  # one window length per range join
     if window.span is not None:
         on.append(exp.GTE(this=fine_time.copy(), expression=exp.Sub(this=end.copy(), expression=window.span.copy())))
     on.append(exp.LT(this=fine_time, expression=end))
-    items = [exp.column(ident(a), table=ident("reported")) for a in (*others, period)]
+    items: list[exp.Expr] = [exp.column(ident(a), table=ident("reported")) for a in (*others, period)]
     items += [exp.alias_(w.function(this=exp.column(ident(w.base), table=ident("fine"))), ident(w.alias))
               for w in agg.windows]
     select = exp.select(*items).from_(exp.alias_(exp.Subquery(this=reported), ident("reported"), table=True))

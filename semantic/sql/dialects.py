@@ -23,7 +23,7 @@ from semantic.errors import CompileError
 class Rewrite(Protocol):
     """One rule: a new tree that says the same in the dialect, or CompileError when the dialect cannot say it."""
 
-    def __call__(self, tree: exp.Expression) -> exp.Expression: ...
+    def __call__(self, tree: exp.Expr) -> exp.Expr: ...
 
 
 # --- reading the tree: what a time column is ---------------------------------------------------------------------
@@ -34,7 +34,7 @@ _MONTHS = {"MONTH": 1, "QUARTER": 3, "YEAR": 12}
 _SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400, "WEEK": 604800}
 
 
-def _read_by(select: exp.Select, table: str) -> exp.Expression | None:
+def _read_by(select: exp.Select, table: str) -> exp.Expr | None:
     """The query that `select` reads as `table` (its only source when `table` is ""): a subquery's or a CTE's."""
     from_ = select.args.get("from_")
     sources = [from_.this] if from_ is not None else []
@@ -123,7 +123,7 @@ def _offset(bound: exp.Interval) -> tuple[int, str]:
     return int(text), unit
 
 
-def _offset_frames(tree: exp.Expression) -> list[tuple[exp.Window, exp.Ordered, dict[str, tuple[int, str]]]]:
+def _offset_frames(tree: exp.Expr) -> list[tuple[exp.Window, exp.Ordered, dict[str, tuple[int, str]]]]:
     """Each RANGE window with INTERVAL bounds: the window, its single ORDER BY item and its bounds by side."""
     frames = []
     for window in tree.find_all(exp.Window):
@@ -155,7 +155,7 @@ def _frame(window: exp.Window) -> str:
 
 # --- percentiles -------------------------------------------------------------------------------------------------
 
-def _interpolated(node: exp.PercentileCont, values: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
+def _interpolated(node: exp.PercentileCont, values: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
     """PERCENTILE_CONT(x, p) from `values(x)`, the group's non-NULL values of x in ascending order as an array: the
     value at 0-based position p * (n - 1), n = COUNT(x), interpolated linearly between the values either side of it,
     which is the definition PERCENTILE_CONT, DuckDB and PostgreSQL use. An empty group indexes nothing: NULL."""
@@ -163,7 +163,7 @@ def _interpolated(node: exp.PercentileCont, values: Callable[[exp.Expression], e
     last = exp.paren(exp.Sub(this=exp.Count(this=x.copy()), expression=exp.Literal.number(1)))
     position = exp.Mul(this=fraction.copy(), expression=last)
 
-    def at(rounding: type[exp.Floor] | type[exp.Ceil]) -> exp.Expression:
+    def at(rounding: type[exp.Floor] | type[exp.Ceil]) -> exp.Expr:
         index = exp.cast(rounding(this=position.copy()), exp.DataType.Type.BIGINT)
         return exp.Bracket(this=values(x), expressions=[index], offset=0, safe=True)
 
@@ -172,13 +172,13 @@ def _interpolated(node: exp.PercentileCont, values: Callable[[exp.Expression], e
     return exp.paren(exp.Add(this=at(exp.Floor), expression=exp.Mul(this=between, expression=step)))
 
 
-def _aggregate_percentiles(tree: exp.Expression) -> list[exp.PercentileCont]:
+def _aggregate_percentiles(tree: exp.Expr) -> list[exp.PercentileCont]:
     """The tree's PERCENTILE_CONT(x, p) aggregates: not over a window, not in the WITHIN GROUP form."""
     return [node for node in tree.find_all(exp.PercentileCont)
             if not isinstance(node.parent, exp.Window | exp.WithinGroup)]
 
 
-def bigquery_exact_percentile(tree: exp.Expression) -> exp.Expression:
+def bigquery_exact_percentile(tree: exp.Expr) -> exp.Expr:
     """BigQuery's PERCENTILE_CONT is an analytic function only (it needs OVER; as an aggregate under GROUP BY it is
     refused), and APPROX_QUANTILES is approximate. So the percentile is interpolated in the group's sorted values,
     `ARRAY_AGG(x IGNORE NULLS ORDER BY x)[SAFE_OFFSET(i)]`, all within the one aggregate SELECT. The array holds the
@@ -192,7 +192,7 @@ def bigquery_exact_percentile(tree: exp.Expression) -> exp.Expression:
     (ARRAY_AGG(x IGNORE NULLS ORDER BY x)[SAFE_OFFSET(CAST(CEIL(0.5 * (COUNT(x) - 1)) AS INT64))] -
     ARRAY_AGG(x IGNORE NULLS ORDER BY x)[SAFE_OFFSET(CAST(FLOOR(0.5 * (COUNT(x) - 1)) AS INT64))])) FROM t'
     """
-    def values(x: exp.Expression) -> exp.Expression:
+    def values(x: exp.Expr) -> exp.Expr:
         # BigQuery sorts NULLs first; with IGNORE NULLS there are none, and an explicit NULLS LAST is refused here.
         order = exp.Order(this=x.copy(), expressions=[exp.Ordered(this=x.copy(), nulls_first=True)])
         return exp.IgnoreNulls(this=exp.ArrayAgg(this=order))
@@ -203,7 +203,7 @@ def bigquery_exact_percentile(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def trino_exact_percentile(tree: exp.Expression) -> exp.Expression:
+def trino_exact_percentile(tree: exp.Expr) -> exp.Expr:
     """Trino has no PERCENTILE_CONT, and its APPROX_PERCENTILE is approximate. So the percentile is interpolated in
     the group's sorted values, `ELEMENT_AT(ARRAY_AGG(x ORDER BY x) FILTER (WHERE x IS NOT NULL), i + 1)`, all within
     the one aggregate SELECT; the array holds the group's values, as an exact percentile must.
@@ -213,7 +213,7 @@ def trino_exact_percentile(tree: exp.Expression) -> exp.Expression:
     >>> "PERCENTILE" in trino_exact_percentile(tree).sql("trino")
     False
     """
-    def values(x: exp.Expression) -> exp.Expression:
+    def values(x: exp.Expr) -> exp.Expr:
         order = exp.Order(this=x.copy(), expressions=[exp.Ordered(this=x.copy(), nulls_first=False)])
         present = exp.Where(this=exp.not_(exp.Is(this=x.copy(), expression=exp.Null())))
         return exp.Filter(this=exp.ArrayAgg(this=order), expression=present)
@@ -227,7 +227,7 @@ def trino_exact_percentile(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def spark_exact_percentile(tree: exp.Expression) -> exp.Expression:
+def spark_exact_percentile(tree: exp.Expr) -> exp.Expr:
     """Spark refuses PERCENTILE_CONT(x, p) (3.x wants WITHIN GROUP, 4.x one argument) and sqlglot writes its WITHIN
     GROUP form as the approximate PERCENTILE_APPROX; Spark's exact, interpolating aggregate is PERCENTILE(x, p).
 
@@ -245,7 +245,7 @@ def spark_exact_percentile(tree: exp.Expression) -> exp.Expression:
 
 # --- calendar ----------------------------------------------------------------------------------------------------
 
-def bigquery_monday_weeks(tree: exp.Expression) -> exp.Expression:
+def bigquery_monday_weeks(tree: exp.Expr) -> exp.Expr:
     """Our weeks start on Monday (ISO, as DuckDB, PostgreSQL, Trino and Spark truncate them); BigQuery's WEEK starts
     on Sunday, so a week truncation says WEEK(MONDAY).
 
@@ -261,7 +261,7 @@ def bigquery_monday_weeks(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def bigquery_truncate_dates(tree: exp.Expression) -> exp.Expression:
+def bigquery_truncate_dates(tree: exp.Expr) -> exp.Expr:
     """BigQuery's TIMESTAMP_TRUNC takes a TIMESTAMP or a DATETIME; a DATE only reaches it by an implicit coercion to
     DATETIME (and older releases refuse it). A truncation of what the tree shows to be a DATE (a period column of a
     series, filtered or partitioned again by a coarser grain) is written DATE_TRUNC, which takes a DATE.
@@ -283,7 +283,7 @@ def bigquery_truncate_dates(tree: exp.Expression) -> exp.Expression:
 
 # --- window frames -----------------------------------------------------------------------------------------------
 
-def bigquery_numeric_range_frames(tree: exp.Expression) -> exp.Expression:
+def bigquery_numeric_range_frames(tree: exp.Expr) -> exp.Expr:
     """BigQuery: "ORDER BY key must be numeric in a RANGE-based window with OFFSET PRECEDING or OFFSET FOLLOWING
     boundaries". A frame of INTERVAL offsets over a time key is rewritten over a number that keeps its meaning: a
     DATE's day number, UNIX_DATE(d), for days and weeks; a month number, DATE_DIFF(d, DATE '1970-01-01', MONTH), for
@@ -303,7 +303,7 @@ def bigquery_numeric_range_frames(tree: exp.Expression) -> exp.Expression:
         key = ordered.this
         kind = _time_kind(key)
         units = {unit for _, unit in bounds.values()}
-        numeric: exp.Expression
+        numeric: exp.Expr
         if kind is not None and kind[0] == "date" and units <= _DAYS.keys():
             numeric, scale = exp.UnixDate(this=key.copy()), _DAYS
         elif kind is not None and kind[0] == "date" and units <= _MONTHS.keys() and kind[1] in _MONTHS:
@@ -328,7 +328,7 @@ def bigquery_numeric_range_frames(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def spark_integer_day_frames(tree: exp.Expression) -> exp.Expression:
+def spark_integer_day_frames(tree: exp.Expr) -> exp.Expr:
     """Spark: a RANGE frame over a DATE key takes integer days (DATE + INT) or a year-month interval; a day-time
     INTERVAL '6' DAY is refused (RANGE_FRAME_INVALID_TYPE) by the Spark 3 releases. Day and week offsets over a
     DATE become whole days; month and year offsets, and any offset over a TIMESTAMP, stay intervals.
@@ -359,7 +359,7 @@ def spark_integer_day_frames(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def bigquery_nulls_last_in_windows(tree: exp.Expression) -> exp.Expression:
+def bigquery_nulls_last_in_windows(tree: exp.Expr) -> exp.Expr:
     """BigQuery sorts NULLs first in ascending order, and the ORDER BY of an aggregate's window takes no NULLS LAST
     (sqlglot drops it: "'NULLS LAST' translation not supported in window function"), so a NULL period would enter
     every running total. An explicit first key, `key IS NULL`, puts NULLs where the tree wants them. A RANGE frame
@@ -378,7 +378,7 @@ def bigquery_nulls_last_in_windows(tree: exp.Expression) -> exp.Expression:
             continue
         offsets = spec is not None and spec.text("kind").upper() == "RANGE" and any(
             isinstance(spec.args.get(side), exp.Expression) for side in ("start", "end"))
-        items: list[exp.Expression] = []
+        items: list[exp.Expr] = []
         for ordered in order.expressions:
             # sqlglot reads a missing NULLS FIRST as NULLS LAST; BigQuery's own place is first ascending, last
             # descending.
@@ -393,7 +393,7 @@ def bigquery_nulls_last_in_windows(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def duckdb_arg_max_keeps_nulls(tree: exp.Expression) -> exp.Expression:
+def duckdb_arg_max_keeps_nulls(tree: exp.Expr) -> exp.Expr:
     """DuckDB's ARG_MAX skips rows whose value is NULL, so a NULL at the last time would let an earlier value
     through; ARG_MAX_NULL returns the value at the last time, NULL or not.
 
@@ -408,7 +408,7 @@ def duckdb_arg_max_keeps_nulls(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def postgres_arg_max(tree: exp.Expression) -> exp.Expression:
+def postgres_arg_max(tree: exp.Expr) -> exp.Expr:
     """PostgreSQL has no ARG_MAX: the first value ordered by time, descending, is the value at the last time.
 
     >>> import sqlglot
@@ -435,7 +435,7 @@ RULES: dict[str, tuple[Rewrite, ...]] = {
 }
 
 
-def rewrite(tree: exp.Expression, dialect: str) -> exp.Expression:
+def rewrite(tree: exp.Expr, dialect: str) -> exp.Expr:
     """The tree as `dialect` needs it to mean the same; `tree` itself is left as it was (each rule copies)."""
     for rule in RULES.get(dialect, ()):
         tree = rule(tree)

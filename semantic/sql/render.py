@@ -15,7 +15,7 @@ from semantic.sql.dialects import rewrite
 DIALECTS: tuple[str, ...] = ("duckdb", "postgres", "snowflake", "bigquery", "trino", "spark")
 
 
-def render(tree: exp.Expression, dialect: str, *, pretty: bool = False, comments: bool = False) -> str:
+def render(tree: exp.Expr, dialect: str, *, pretty: bool = False, comments: bool = False) -> str:
     """SQL text for `dialect`; `pretty` and `comments` for people, neither for execution and cache keys.
 
     Raises:
