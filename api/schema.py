@@ -438,7 +438,7 @@ class SchemaConverter:
             attributes = [f"{'k' if c.kind == 'key' else 'f'}_{c.name}" for c in result.columns]
             return [SimpleNamespace(**dict(zip(attributes, row, strict=True))) for row in result.rows]
 
-        resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}  # type: ignore[valid-type]
+        resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}
         return strawberry.field(resolver=resolve, name=f"{camel(entity.name)}Features",
                                 graphql_type=list[features_type],  # type: ignore[valid-type]
                                 description=f"Features of each {entity.name} key as of `at` (default now), one "

@@ -4,6 +4,7 @@ found (here and in `validate.py`) at once as one `ModelError`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,15 @@ _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class _Node(dict[str, Any]):
-    """A YAML mapping that remembers the line it started on."""
+class _Node(dict[Hashable, Any]):
+    """A YAML mapping that remembers the line it started on. Its keys are whatever YAML read (`1:` is an int); the
+    reader checks them."""
 
     line: int = 0
 
 
 class _LineLoader(yaml.SafeLoader):
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Node:  # type: ignore[override]
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Node:
         mapping = _Node(super().construct_mapping(node, deep=deep))
         mapping.line = node.start_mark.line + 1
         return mapping

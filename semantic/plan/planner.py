@@ -502,7 +502,8 @@ class _Planner:
                 comparison.replace(ranged)
             else:
                 _check_literals(comparison, self, entity)
-        return holder.this.transform(rewrite, copy=False)
+        top: exp.Expr = holder.this  # the comparison replacements may have replaced the top node itself
+        return top.transform(rewrite, copy=False)
 
     def _raw_time_range(self, comparison: exp.Expr) -> exp.Expr | None:
         """`<time>:<grain> <op> '<literal>'` as a range on the raw time, or None to keep the comparison as is."""

@@ -19,7 +19,7 @@ from semantic.plan.paths import all_paths, join_path
 
 def ident(name: str) -> exp.Identifier:
     """Our own aliases are always quoted: entity names such as `order` are keywords in some dialects."""
-    return exp.to_identifier(name, quoted=True)  # type: ignore[return-value]
+    return exp.to_identifier(name, quoted=True)
 
 
 def source_of(entity: Entity, dialect: str) -> exp.Expr:
