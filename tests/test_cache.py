@@ -74,6 +74,9 @@ class CountingWarehouse:
     def arrow(self, sql: str):  # type: ignore[no-untyped-def]
         return self.inner.arrow(sql)
 
+    def arrow_with(self, sql: str, tables):  # type: ignore[no-untyped-def]
+        return self.inner.arrow_with(sql, tables)
+
     def close(self) -> None:
         self.inner.close()
 
