@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 import examples.shop.generate as shop
-from examples.shop.generate import ensure, generate
+from examples.shop.generate import VERSION, ensure, generate
 
 ORDERS = 2_000
 KEYS: dict[str, str] = {
@@ -138,3 +138,15 @@ def test_failed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(RuntimeError, match="boom"):
         ensure(tmp_path / "shop.duckdb", orders=500)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ensure_rebuilds_files_of_an_older_generator(tmp_path: Path) -> None:
+    path = tmp_path / "shop.duckdb"
+    ensure(path, orders=300)
+    built = path.stat().st_mtime_ns
+    assert ensure(path, orders=300) == path and path.stat().st_mtime_ns == built  # current: kept
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE generator_info")  # as a file from before versions looks
+    ensure(path, orders=300)
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT version, orders FROM generator_info").fetchone() == (VERSION, 300)

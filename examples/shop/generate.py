@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+VERSION = 2  # bump when the tables change, so `ensure` rebuilds files made by an older generator
 DEFAULT_OUT = Path(__file__).with_name("shop.duckdb")
 DAY = 86_400
 START = int(np.datetime64("2023-01-01T00:00:00", "s").astype(np.int64))
@@ -262,6 +263,8 @@ def generate(path: str | Path, orders: int = 100_000, seed: int = 7) -> Path:
     try:
         with duckdb.connect(str(tmp)) as con:
             _build(con, orders, seed)
+            con.execute("CREATE TABLE generator_info AS SELECT ? AS version, ? AS orders, ? AS seed",
+                        [VERSION, orders, seed])
             con.execute("CHECKPOINT")  # fold the WAL into the file before the rename
         path.with_name(path.name + ".wal").unlink(missing_ok=True)  # a stale WAL would be replayed onto the new file
         os.replace(tmp, path)
@@ -271,9 +274,22 @@ def generate(path: str | Path, orders: int = 100_000, seed: int = 7) -> Path:
 
 
 def ensure(path: str | Path, orders: int = 100_000) -> Path:
-    """Build the dataset (seed 7) only if ``path`` is missing; an existing file is trusted as-is, whatever its size."""
+    """Build the dataset (seed 7) unless ``path`` already holds it: the same generator version and size. A file
+    from an older generator (missing tables the model now uses) is rebuilt."""
     path = Path(path)
-    return path if path.exists() else generate(path, orders)
+    return path if _built(path) == (VERSION, orders) else generate(path, orders)
+
+
+def _built(path: Path) -> tuple[int, int] | None:
+    """(generator version, orders) of an existing file, None when missing, unreadable or from before versions."""
+    if not path.exists():
+        return None
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            row = con.execute("SELECT version, orders FROM generator_info").fetchone()
+    except duckdb.Error:
+        return None
+    return (int(row[0]), int(row[1])) if row else None
 
 
 def main(argv: list[str] | None = None) -> None:
