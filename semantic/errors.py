@@ -91,3 +91,9 @@ class WarehouseError(SemanticError):
 
 class WarehouseUnavailableError(WarehouseError):
     code = "WAREHOUSE_UNAVAILABLE"
+
+
+class WarehouseTimeoutError(WarehouseError):
+    """A statement ran past the warehouse's time limit and was cancelled."""
+
+    code = "TIMEOUT"

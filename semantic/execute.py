@@ -8,7 +8,9 @@ Arrow, its fast path; other drivers answer as rows.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 from sqlglot import exp
 
-from semantic.errors import WarehouseError, WarehouseUnavailableError
+from semantic.errors import WarehouseError, WarehouseTimeoutError, WarehouseUnavailableError
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ _DIALECTS = {"duckdb": "duckdb", "postgresql": "postgres", "postgres": "postgres
 class SqlWarehouse:
     """A SQLAlchemy engine with a connection pool; DuckDB files open read-write in this process only."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 4, read_only: bool = False, timeout: float | None = 60.0
+                 ) -> None:
+        self.timeout = timeout  # seconds a statement may run before it is cancelled (TIMEOUT); None: no limit
         parsed = sa.make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we install
@@ -81,13 +85,39 @@ class SqlWarehouse:
             if database != ":memory:" and not Path(database).exists():
                 raise WarehouseUnavailableError(f"DuckDB file {database} does not exist")
             kwargs["connect_args"] = {"read_only": read_only, "config": {"autoinstall_known_extensions": False}}
+        elif self.dialect == "postgres" and timeout:  # the server cancels a statement past the limit
+            kwargs["connect_args"] = {"options": f"-c statement_timeout={int(timeout * 1000)}"}
         self.engine = sa.create_engine(parsed, **kwargs)
 
     def _raw(self) -> Any:
         try:
-            return self.engine.raw_connection()
+            raw = self.engine.raw_connection()
         except Exception as error:  # noqa: BLE001 - the pool lets the driver's own errors through unwrapped
             raise WarehouseUnavailableError(f"cannot connect to {self.identity}: {_first_line(error)}") from None
+        return raw
+
+    @contextmanager
+    def _deadline(self, connection: Any) -> Iterator[None]:
+        """DuckDB has no statement timeout: a timer interrupts the connection when the limit passes. Either way a
+        cancelled statement becomes a TIMEOUT error, any other failure a WarehouseError."""
+        timer = None
+        if self.dialect == "duckdb" and self.timeout:
+            timer = threading.Timer(self.timeout, connection.interrupt)
+            timer.start()
+        try:
+            yield
+        except WarehouseError:
+            raise
+        except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
+            fired = timer is not None and not timer.is_alive()
+            if fired or type(error).__name__ in ("QueryCanceled", "InterruptException"):
+                raise WarehouseTimeoutError(f"the query ran longer than the {self.timeout:g} s limit and was "
+                                            f"cancelled; narrow it (a filter, fewer dimensions) or raise the "
+                                            f"limit") from None
+            raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def arrow(self, sql: str) -> pa.Table:
         if self.dialect != "duckdb":
@@ -95,9 +125,8 @@ class SqlWarehouse:
             return pa.Table.from_pylist([dict(zip(table.names, row, strict=True)) for row in table.rows])
         raw = self._raw()
         try:
-            return raw.driver_connection.sql(sql).to_arrow_table()
-        except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
-            raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
+            with self._deadline(raw.driver_connection):
+                return raw.driver_connection.sql(sql).to_arrow_table()
         finally:
             raw.close()
 
@@ -108,21 +137,20 @@ class SqlWarehouse:
         raw = self._raw()
         connection = raw.driver_connection
         try:
-            if self.dialect == "duckdb":
-                try:
-                    for name, table in tables.items():
-                        connection.register(name, table)
-                    return connection.sql(sql).to_arrow_table()
-                finally:
-                    for name in tables:
-                        connection.unregister(name)
-            cursor = connection.cursor()
-            for name, table in tables.items():
-                _copy_in(cursor, name, table, self.dialect)
-            cursor.execute(sql)
-            return _arrow_of(cursor)
-        except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
-            raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
+            with self._deadline(connection):
+                if self.dialect == "duckdb":
+                    try:
+                        for name, table in tables.items():
+                            connection.register(name, table)
+                        return connection.sql(sql).to_arrow_table()
+                    finally:
+                        for name in tables:
+                            connection.unregister(name)
+                cursor = connection.cursor()
+                for name, table in tables.items():
+                    _copy_in(cursor, name, table, self.dialect)
+                cursor.execute(sql)
+                return _arrow_of(cursor)
         finally:
             if self.dialect != "duckdb":
                 try:
@@ -138,19 +166,17 @@ class SqlWarehouse:
             return Table(tuple(arrow.column_names), tuple(zip(*columns, strict=True)) if columns else ())
         raw = self._raw()
         try:
-            cursor = raw.driver_connection.cursor()
-            cursor.execute(sql)
-            names = tuple(d[0] for d in cursor.description or ())
-            rows = tuple(tuple(_plain(v) for v in row) for row in cursor.fetchall())
-            raw.driver_connection.rollback()  # read-only work; leave no transaction open in the pool
-            return Table(names, rows)
-        except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
-            try:
-                raw.driver_connection.rollback()
-            except Exception:  # noqa: BLE001, S110 - the connection is discarded below anyway
-                pass
-            raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
+            with self._deadline(raw.driver_connection):
+                cursor = raw.driver_connection.cursor()
+                cursor.execute(sql)
+                names = tuple(d[0] for d in cursor.description or ())
+                rows = tuple(tuple(_plain(v) for v in row) for row in cursor.fetchall())
+                return Table(names, rows)
         finally:
+            try:
+                raw.driver_connection.rollback()  # read-only work; leave no transaction open in the pool
+            except Exception:  # noqa: BLE001, S110 - a broken connection is discarded by the pool anyway
+                pass
             raw.close()
 
     def close(self) -> None:

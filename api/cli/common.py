@@ -59,7 +59,8 @@ def open_service(model: Model, override: str | None) -> Service:
         if not example_file.exists():
             click.echo(f"building the example data in {example_file} ...", err=True)
         ensure(example_file)
-    return Service(model, SqlWarehouse(url, read_only=True))  # serving only reads; other processes may too
+    timeout = float(os.environ.get("SEMANTIC_QUERY_TIMEOUT", "60")) or None  # seconds; 0: no limit
+    return Service(model, SqlWarehouse(url, read_only=True, timeout=timeout))  # serving only reads
 
 
 def query_options(fn: F) -> F:
