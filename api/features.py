@@ -6,7 +6,6 @@ refuses, 503 when the warehouse fails; never a stack trace.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import date, datetime
 from typing import Any
@@ -15,9 +14,9 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from semantic.errors import QueryError, SemanticError, WarehouseError
+from semantic.errors import SemanticError, WarehouseError
 from semantic.features.online import OnlineStore
-from semantic.features.request import FeatureRequest, feature_names
+from semantic.features.request import FeatureRequest, feature_names, keys_from_text
 from semantic.features.training import format_of, ipc_stream, read_spine
 from semantic.service import Service
 
@@ -65,22 +64,6 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
-def _keys(online: OnlineStore, entity: str, texts: list[str]) -> list[Any]:
-    """`key=1&key=2`, typed like the key column; a JSON object per key for composite keys."""
-    found, _ = feature_names(online.service.model, entity, None)
-    if len(found.key) > 1:
-        try:
-            return [json.loads(t) for t in texts]
-        except ValueError:
-            raise QueryError(f"{entity!r} has a composite key {list(found.key)}: give each key as a JSON object, "
-                             f"e.g. key={{\"{found.key[0]}\": ...}}") from None
-    kind = found.dimensions[found.key[0]].type
-    try:
-        return [int(t) if kind == "integer" else float(t) if kind == "number" else t for t in texts]
-    except ValueError:
-        raise QueryError(f"key values of {entity!r} are {kind}s, got {texts!r}") from None
-
-
 async def lookup(online: OnlineStore, request: Request) -> Response:
     """`GET /features/customer?key=1&key=2[&feature=NAME...][&at=ISO time]`: one row per key, in order, as
     `{"at", "columns", "rows"}`. Without `at`, the latest values (from a snapshot; `at` says as of when)."""
@@ -91,7 +74,7 @@ async def lookup(online: OnlineStore, request: Request) -> Response:
     except ValueError:
         return _error(400, "BAD_QUERY", f"at={params['at']!r} is not an ISO 8601 date or date-time")
     try:
-        keys = _keys(online, entity, params.getlist("key"))
+        keys = keys_from_text(online.service.model, entity, params.getlist("key"))
         feature_request = FeatureRequest.create(online.service.model, entity, keys,
                                                 params.getlist("feature") or None, at)
         scope = request.headers.get(SCOPE_HEADER, "")

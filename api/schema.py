@@ -6,7 +6,6 @@ fields aggregate, nested fields follow relationships. Resolvers only turn GraphQ
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, NewType
@@ -362,7 +361,7 @@ class SchemaConverter:
                   where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
                   offset: int | None = None, timezone: str | None = None, fill: str | None = None) -> Any:
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
-            return await _threaded(lambda: result_type(_service(info).query(q, _scope(info))))
+            return await anyio.to_thread.run_sync(lambda: result_type(_service(info).query(q, _scope(info))))
 
         def compile_(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
                      where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
@@ -560,9 +559,6 @@ def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str
         fill=fill,
     )
 
-
-async def _threaded(fn: Callable[[], Any]) -> Any:
-    return await anyio.to_thread.run_sync(fn)
 
 
 def _shape(result: Result, items: list[tuple[tuple[str, ...], str, str]]) -> list[dict[str, Any]]:

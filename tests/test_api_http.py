@@ -123,11 +123,12 @@ def test_ordering_by_a_time_selected_at_two_grains_is_refused(server: str) -> No
 
 
 def test_nested_where_filters_before_aggregation(server: str, shop_file: Path) -> None:
+    """A typed where on the entity and on a related one: the count a hand-written query gives."""
     body = gql(server, """{ order(where: {status: {in: ["completed", "shipped"]}, customer: {region: {eq: "EU"}}}) {
                              orderCount } }""")
-    assert body["data"]["order"] == [{"orderCount": pytest.approx(body["data"]["order"][0]["orderCount"])}]
-    count = body["data"]["order"][0]["orderCount"]
-    assert count > 0
+    (expected,) = hand(shop_file, """SELECT COUNT(*) FROM orders o JOIN customers c ON o.customer_id = c.customer_id
+                                     WHERE o.status IN ('completed', 'shipped') AND c.region = 'EU'""")
+    assert expected[0] > 0 and body["data"]["order"] == [{"orderCount": expected[0]}]
 
 
 def test_cache_is_shared_and_scoped(server: str) -> None:

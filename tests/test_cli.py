@@ -121,3 +121,8 @@ def test_features_command(shop_file: Path) -> None:
     out = json.loads(run.stdout)
     assert [c["name"] for c in out["columns"]] == ["customer_id", "orders_last_30d", "region"]
     assert [row[0] for row in out["rows"]] == [1, 2]
+
+
+def test_features_command_refuses_a_key_of_the_wrong_type(shop_file: Path) -> None:
+    run = semantic("features", MODEL, "--entity", "customer", "--key", "one", "--warehouse", f"duckdb:///{shop_file}")
+    assert run.returncode == 2 and "integers" in run.stderr and "Traceback" not in run.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
@@ -11,19 +10,8 @@ import click
 from api.cli.common import exits, open_model, open_service
 from api.cli.output import render_result
 from semantic.errors import QueryError
-from semantic.features.request import FeatureRequest
+from semantic.features.request import FeatureRequest, keys_from_text
 from semantic.features.training import format_of, read_spine, write_table
-
-
-def _parse_key(text: str, kind: str) -> object:
-    if kind == "integer":
-        try:
-            return int(text)
-        except ValueError:
-            raise QueryError(f"--key {text!r}: the key is an integer") from None
-    if kind == "number":
-        return float(text)
-    return text
 
 
 @click.command()
@@ -56,15 +44,7 @@ def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | No
     if not keys:
         raise QueryError("give --key (repeatable) for an online lookup, or --spine FILE --out FILE for a training set")
     loaded = open_model(model)
-    target = loaded.entities.get(entity)
-    parsed: list[object] = []
-    for text in keys:
-        if text.lstrip().startswith("{"):
-            parsed.append(json.loads(text))
-        elif target is not None and len(target.key) == 1:
-            parsed.append(_parse_key(text, target.dimensions[target.key[0]].type))
-        else:
-            parsed.append(text)
+    parsed = keys_from_text(loaded, entity, keys)
     when = None
     if at is not None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,3 +71,20 @@ def _key(entity: Entity, value: Any) -> tuple[Any, ...]:
         if item is None or (allowed and (not isinstance(item, allowed) or wrong_bool)):
             raise QueryError(f"key column {entity.name}.{column} is a {kind}; got {item!r}")
     return values
+
+
+def keys_from_text(model: Model, entity: str, texts: Sequence[str]) -> list[Any]:
+    """Keys written as text (command line, query string): typed like a single key column, or one JSON object per
+    key for a composite key (`{"customer_id": 1, "event_timestamp": "2024-01-01"}`)."""
+    found, _ = feature_names(model, entity, None)
+    if len(found.key) > 1:
+        try:
+            return [json.loads(t) for t in texts]
+        except ValueError:
+            raise QueryError(f"{entity!r} has a composite key {list(found.key)}: give each key as a JSON object, "
+                             f"e.g. {{\"{found.key[0]}\": ...}}") from None
+    kind = found.dimensions[found.key[0]].type
+    try:
+        return [int(t) if kind == "integer" else float(t) if kind == "number" else t for t in texts]
+    except ValueError:
+        raise QueryError(f"key values of {entity!r} are {kind}s, got {list(texts)!r}") from None

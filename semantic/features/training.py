@@ -49,8 +49,6 @@ SPINE = "spine"  # the spine's alias in SQL
 SPINE_ROW = "spine_row"
 SPINE_TIME = "spine_time"
 ASOF_DIALECTS = frozenset({"duckdb"})
-FORMATS = ("parquet", "csv", "arrow")
-
 KEY_TYPES: dict[str, pa.DataType] = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string(),
                                      "boolean": pa.bool_(), "time": pa.timestamp("us")}
 OUTPUT_TYPES: dict[str, pa.DataType] = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string(),

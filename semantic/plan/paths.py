@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 from semantic.errors import AmbiguousPathError, FanoutError, QueryError
 from semantic.model import Model, Relationship
 
 Path = tuple[Relationship, ...]
 
 
-def all_paths(model: Model, source: str, target: str) -> list[Path]:
+@functools.lru_cache(maxsize=4096)  # models are frozen; planning asks the same pairs again for every query
+def all_paths(model: Model, source: str, target: str) -> tuple[Path, ...]:
     """Every simple path of relationships from `source` to `target` (the empty path when they are equal)."""
     if source == target:
-        return [()]
+        return ((),)
     found: list[Path] = []
 
     def walk(entity: str, path: Path, seen: frozenset[str]) -> None:
@@ -25,10 +29,10 @@ def all_paths(model: Model, source: str, target: str) -> list[Path]:
                 walk(rel.entity, step, seen | {rel.entity})
 
     walk(source, (), frozenset({source}))
-    return found
+    return tuple(found)
 
 
-def _picking(source: str, path: Path, paths: list[Path]) -> list[str]:
+def _picking(source: str, path: Path, paths: Sequence[Path]) -> list[str]:
     """The shortest tail of `path`'s entity chain that no other path shares."""
     chain = _chain(source, path)
     for size in range(2, len(chain) + 1):
@@ -55,7 +59,7 @@ def join_path(model: Model, source: str, target: str, needed_for: str, via: tupl
     paths = all_paths(model, source, target)
     if via:
         wanted = [*via, target]
-        chosen = [p for p in paths if _chain(source, p)[-len(wanted):] == wanted]
+        chosen = tuple(p for p in paths if _chain(source, p)[-len(wanted):] == wanted)
         if not chosen and paths:
             listed = "; ".join(describe(source, p) for p in paths)
             raise QueryError(f"{needed_for}: no path from {source} to {target} goes through "

@@ -314,7 +314,7 @@ class _Planner:
             return node
 
         for node in tree.find_all(*_COMPARISONS):
-            for literal in _literals(node):
+            for literal in node.find_all(exp.Literal):
                 if literal.is_string:
                     raise QueryError(f"filter {tree.sql()!r}: metrics are numbers; compare them with a number, "
                                      f"not {literal.sql()}")
@@ -438,7 +438,7 @@ class _Planner:
         for comparison in original.find_all(*_COMPARISONS):
             if isinstance(comparison.this, exp.Column):
                 comparison.set("this", exp.column(exp.to_identifier(comparison.this.name, quoted=True)))
-                _check_literals(comparison, self, None)  # type: ignore[arg-type]
+                _check_literals(comparison, self)
 
         def rewrite(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
@@ -476,7 +476,6 @@ class _Planner:
 
     def _dimension_filter(self, tree: exp.Expr, scope: Scope, entity: Entity) -> exp.Expr:
         """A filter condition as SQL over this aggregate's rows, with literals checked against dimension types."""
-        types: dict[int, str] = {}
 
         def rewrite(node: exp.Expr) -> exp.Expr:
             if not isinstance(node, exp.Column):
@@ -484,15 +483,12 @@ class _Planner:
             ref = DimensionRef.parse(column_text(node)) if node.name != "time" else DimensionRef(None, "time")
             if ref.entity is None:
                 expr = scope.time(entity, f"filter on {node.name}")
-                dim_type = "time"
             else:
                 owner, ref, _ = self.dimension(ref, node.sql())
                 assert owner is not None
                 expr = scope.dimension(owner, ref.name, f"filter on {ref}", ref.via)
-                dim_type = owner.dimensions[ref.name].type
             if ref.grain:
                 expr = truncate(expr, ref.grain, self.query.timezone)
-            types[id(node)] = dim_type
             return exp.Paren(this=expr) if not isinstance(expr, exp.Column | exp.Cast) else expr
 
         holder = exp.Paren(this=tree.copy())  # a parent, so the top node can be replaced too
@@ -501,7 +497,7 @@ class _Planner:
             if ranged is not None:
                 comparison.replace(ranged)
             else:
-                _check_literals(comparison, self, entity)
+                _check_literals(comparison, self)
         top: exp.Expr = holder.this  # the comparison replacements may have replaced the top node itself
         return top.transform(rewrite, copy=False)
 
@@ -546,11 +542,7 @@ def _conjuncts(tree: exp.Expr) -> list[exp.Expr]:
     return [tree]
 
 
-def _literals(node: exp.Expr) -> list[exp.Literal]:
-    return [lit for lit in node.find_all(exp.Literal)]
-
-
-def _check_literals(comparison: exp.Expr, planner: _Planner, entity: Entity) -> None:
+def _check_literals(comparison: exp.Expr, planner: _Planner) -> None:
     """Check each literal of `dimension <op> literal(s)` against the dimension's type; time strings become typed
     timestamp literals in place."""
     column = comparison.this if isinstance(comparison.this, exp.Column) else None
