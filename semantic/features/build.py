@@ -29,14 +29,13 @@ SPINE = "spine"
 ROW = "row_number"
 
 
-def _key_filter(entity: Entity, keys: tuple[tuple[object, ...], ...], prefix: str) -> exp.Expr:
+def _key_filter(columns: list[exp.Column], keys: tuple[tuple[object, ...], ...]) -> exp.Expr:
     """`customer.customer_id IN (...)`, or an OR of ANDs for composite keys; values as literals."""
     distinct = list(dict.fromkeys(keys))
-    if len(entity.key) == 1:
-        column = exp.column(entity.key[0], table=prefix)
-        return exp.In(this=column, expressions=[exp.convert(k[0]) for k in distinct])
-    return exp.or_(*(exp.and_(*(exp.EQ(this=exp.column(c, table=prefix), expression=exp.convert(v))
-                                for c, v in zip(entity.key, k, strict=True))) for k in distinct))
+    if len(columns) == 1:
+        return exp.In(this=columns[0].copy(), expressions=[exp.convert(k[0]) for k in distinct])
+    return exp.or_(*(exp.and_(*(exp.EQ(this=c.copy(), expression=exp.convert(v))
+                                for c, v in zip(columns, k, strict=True))) for k in distinct))
 
 
 def _spine(entity: Entity, request: FeatureRequest) -> exp.Expr:
@@ -60,7 +59,7 @@ def _metric_feature(model: Model, entity: Entity, feature: Feature, request: Fea
     # String literals: the planner checks them against the time type, as it does for any filter.
     conditions: list[exp.Expr] = [exp.LTE(this=exp.column("time"),
                                           expression=exp.Literal.string(at.isoformat())),
-                                   _key_filter(entity, request.keys, entity.name)]
+                                   _key_filter([exp.column(c, table=entity.name) for c in entity.key], request.keys)]
     if feature.window is not None:
         start = at - feature.window
         conditions.append(exp.GT(this=exp.column("time"), expression=exp.Literal.string(start.isoformat())))
@@ -89,12 +88,7 @@ def _latest_feature(model: Model, entity: Entity, feature: Feature, request: Fea
     if feature.ttl is not None:
         conditions.append(exp.GTE(this=event_time.copy(), expression=time_literal(at - feature.ttl)))
     order += [exp.Ordered(this=exp.column(k, table=ident(owner.name)), desc=True) for k in owner.key]
-    distinct = list(dict.fromkeys(request.keys))
-    if len(keys) == 1:
-        conditions.append(exp.In(this=keys[0].copy(), expressions=[exp.convert(k[0]) for k in distinct]))
-    else:
-        conditions.append(exp.or_(*(exp.and_(*(exp.EQ(this=c.copy(), expression=exp.convert(v))
-                                               for c, v in zip(keys, k, strict=True))) for k in distinct)))
+    conditions.append(_key_filter(keys, request.keys))
     value = scope.dimension(owner, name, needed)
     rank = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in keys], order=exp.Order(expressions=order))
     source, joins = scope.from_clause()
