@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             refreshed = client.post("/features/customer/refresh").json()
 
             def rest(keys: list[int], at: str | None) -> Callable[[], Any]:
-                params = [("key", str(k)) for k in keys] + ([("at", at)] if at else [])
+                params: list[tuple[str, str | int | float | bool | None]] = [("key", str(k)) for k in keys]
+                params += [("at", at)] if at else []
                 return lambda: client.get("/features/customer", params=params)
 
             def graphql(keys: list[int], at: str | None) -> Callable[[], Any]:

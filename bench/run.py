@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import math
 import os
 import platform
@@ -81,7 +82,6 @@ def timed(fn: Callable[[], Any]) -> tuple[int, Any]:
 
 def machine() -> str:
     import duckdb
-    import sqlglot
 
     cpu = "unknown"
     try:
@@ -103,7 +103,7 @@ def machine() -> str:
         f"cpu:      {cpu}",
         f"python:   {platform.python_version()} ({platform.python_implementation()}, {platform.machine()})",
         f"duckdb:   {duckdb.__version__}",
-        f"sqlglot:  {sqlglot.__version__} (sqlglotc {sqlglotc})",
+        f"sqlglot:  {importlib.metadata.version('sqlglot')} (sqlglotc {sqlglotc})",
         f"load:     {load_average()} (1/5/15 min, at start; the cores are shared)",
     ])
 
