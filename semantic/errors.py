@@ -35,14 +35,17 @@ class SemanticError(Exception):
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem found while loading a model, with where it is."""
+    """One problem found while loading or checking a model, with where it is. `level` "error" makes the model
+    invalid; "warning" (a fact worth knowing, such as orphan foreign keys) and "note" (a suggestion) do not."""
 
     message: str
     file: str = "<model>"
     line: int = 0
+    level: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+        label = "" if self.level == "error" else f"{self.level}: "
+        return f"{self.file}:{self.line}: {label}{self.message}" if self.line else f"{self.file}: {label}{self.message}"
 
 
 class ModelError(SemanticError):

@@ -34,16 +34,37 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Node(dict[Hashable, Any]):
-    """A YAML mapping that remembers the line it started on. Its keys are whatever YAML read (`1:` is an int); the
-    reader checks them."""
+    """A YAML mapping that remembers the line it started on and the line of each key. Its keys are whatever YAML
+    read (`1:` is an int); the reader checks them."""
 
     line: int = 0
+    lines: dict[Hashable, int]
 
 
 class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader that adds line numbers to mappings and notes every key given twice in one mapping (plain YAML
+    keeps the last silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[int, str]] = []  # (line, key)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Node:
+        lines: dict[Hashable, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in lines:
+                first = "on this line" if lines[key] == line else f"first at line {lines[key]}"
+                self.duplicates.append((line, f"key {key!r} is given twice in one mapping ({first}); YAML would "
+                                              f"keep only the last, so remove one"))
+            elif isinstance(key, Hashable):
+                lines[key] = line
         mapping = _Node(super().construct_mapping(node, deep=deep))
         mapping.line = node.start_mark.line + 1
+        mapping.lines = lines
         return mapping
 
 
@@ -51,6 +72,19 @@ _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     lambda loader, node: loader.construct_mapping(node, deep=True),  # type: ignore[arg-type]
 )
+
+
+def _read_yaml(path: Path) -> tuple[Any, list[Issue]]:
+    """One YAML document with line numbers, and the problems of the file itself (bad YAML, duplicate keys)."""
+    loader = _LineLoader(path.read_text())
+    try:
+        return loader.get_single_data(), [Issue(m, str(path), line) for line, m in loader.duplicates]
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        return None, [Issue(f"invalid YAML: {getattr(error, 'problem', error)}", str(path), line)]
+    finally:
+        loader.dispose()
 
 
 def parse_duration(text: Any) -> timedelta | None:
@@ -100,7 +134,9 @@ class _Reader:
             return False
         for key in node:
             if key not in allowed:
-                self.issue(node, f"unknown key {key!r} in {what}.{did_you_mean(str(key), allowed)}")
+                line = getattr(node, "lines", {}).get(key, getattr(node, "line", 0))
+                self.issues.append(Issue(f"unknown key {key!r} in {what}; expected one of {', '.join(allowed)}."
+                                         f"{did_you_mean(str(key), allowed)}", self.file, line))
         return True
 
     def name(self, node: dict[str, Any], what: str) -> str | None:
@@ -365,21 +401,34 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
+VERSIONS = (1,)  # the model format versions this release reads
+_MODEL_KEYS = ("version", "name", "dialect", "warehouse", "description", "entities")
+
+
 def load(path: str | Path) -> Model:
     """Load and validate a model from a YAML file or a folder of them; raise ModelError listing every problem."""
+    model, issues = read(path)
+    if issues:
+        raise ModelError(issues)
+    return model
+
+
+def read(path: str | Path) -> tuple[Model, list[Issue]]:
+    """A model from a YAML file or a folder of them, and every problem found in it (sorted by file and line). The
+    model holds every part that could be read, so the data checks can run on a model with problems too. Raises
+    ModelError only when there is nothing to read."""
     from semantic.validate import validate  # validation reads the Model this module builds
 
     root = Path(path)
     documents: list[tuple[str, Any]] = []
     issues: list[Issue] = []
     for yaml_path in _files(root):
-        try:
-            # _LineLoader is a SafeLoader: it only adds line numbers to mappings.
-            documents.append((str(yaml_path), yaml.load(yaml_path.read_text(), Loader=_LineLoader)))  # noqa: S506
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            issues.append(Issue(f"invalid YAML: {getattr(error, 'problem', error)}", str(yaml_path),
-                                mark.line + 1 if mark else 0))
+        doc, problems = _read_yaml(yaml_path)
+        issues += problems
+        if doc is None and not problems:
+            issues.append(Issue("the model file is empty; a model has at least `version: 1` and `entities:`",
+                                str(yaml_path), 1))
+        documents.append((str(yaml_path), doc))
     settings: dict[str, Any] = {}
     for file, doc in documents:
         if isinstance(doc, dict):
@@ -387,6 +436,10 @@ def load(path: str | Path) -> Model:
                 if key in doc:
                     settings.setdefault(key, doc[key])
                     settings.setdefault("_file_" + key, file)
+            if "version" in doc and (doc["version"] not in VERSIONS or isinstance(doc["version"], bool)):
+                issues.append(Issue(f"unknown model format version {doc['version']!r}; this release reads version "
+                                    f"{', '.join(map(str, VERSIONS))}", file,
+                                    getattr(doc, "lines", {}).get("version", getattr(doc, "line", 0))))
     dialect = str(settings.get("dialect", "duckdb"))
     reader = _Reader(dialect)
     try:
@@ -399,7 +452,7 @@ def load(path: str | Path) -> Model:
         reader.file = file
         if doc is None:
             continue
-        if not reader.keys(doc, ("version", "name", "dialect", "warehouse", "description", "entities"), "model"):
+        if not reader.keys(doc, _MODEL_KEYS, "the model (top level)"):
             continue
         for node in reader.list(doc, "entities"):
             entity = reader.entity(node)
@@ -417,15 +470,13 @@ def load(path: str | Path) -> Model:
         name=str(settings.get("name", root.stem)),
         entities=entities,
         dialect=reader.dialect,
-        warehouse=warehouse,
+        warehouse=warehouse if isinstance(warehouse, str) else None,
         description=str(settings.get("description", "")).strip(),
         source=str(root),
     )
     issues += reader.issues
     issues += validate(model)
-    if issues:
-        raise ModelError(sorted(issues, key=lambda i: (i.file, i.line)))
-    return model
+    return model, sorted(issues, key=lambda i: (i.file, i.line))
 
 
 def _resolve_relative(url: str, base: Path) -> str:

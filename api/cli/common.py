@@ -47,8 +47,8 @@ def warehouse_url(model: Model, override: str | None) -> str | None:
     return override or os.environ.get("SEMANTIC_WAREHOUSE_URL") or model.warehouse
 
 
-def open_service(model: Model, override: str | None) -> Service:
-    """The model's warehouse; the example's DuckDB file is built on first use."""
+def open_warehouse(model: Model, override: str | None) -> SqlWarehouse:
+    """The model's warehouse, read-only; the example's DuckDB file is built on first use."""
     url = warehouse_url(model, override)
     if url is None:
         raise WarehouseError("no warehouse: set `warehouse:` in the model, SEMANTIC_WAREHOUSE_URL or --warehouse")
@@ -60,7 +60,11 @@ def open_service(model: Model, override: str | None) -> Service:
             click.echo(f"building the example data in {example_file} ...", err=True)
         ensure(example_file)
     timeout = float(os.environ.get("SEMANTIC_QUERY_TIMEOUT", "60")) or None  # seconds; 0: no limit
-    return Service(model, SqlWarehouse(url, read_only=True, timeout=timeout))  # serving only reads
+    return SqlWarehouse(url, read_only=True, timeout=timeout)  # serving only reads
+
+
+def open_service(model: Model, override: str | None) -> Service:
+    return Service(model, open_warehouse(model, override))
 
 
 def query_options(fn: F) -> F:

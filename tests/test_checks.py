@@ -1,0 +1,233 @@
+"""`semantic validate` against the data: hand-made tables with a misspelt name, duplicate keys, orphans and type
+mismatches, on a real DuckDB file and a real PostgreSQL database; the loader's strictness (unknown keys, versions,
+duplicate YAML keys, empty files). Expected figures are counted by hand from the rows below."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+
+from semantic.checks import check_data
+from semantic.errors import Issue, ModelError
+from semantic.execute import SqlWarehouse
+from semantic.loader import load, read
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+
+# customer 1 twice (so every order of customer 1 would count twice), customer 99 nowhere (2 orphan orders), one
+# order without a customer; product 10 once, every order has a product.
+DATA = [
+    "CREATE TABLE customers (customer_id INTEGER, region VARCHAR, signed_up DATE)",
+    "INSERT INTO customers VALUES (1, 'EU', DATE '2024-01-01'), (1, 'NA', DATE '2024-01-02'), "
+    "(2, 'EU', DATE '2024-01-03'), (3, NULL, NULL)",
+    "CREATE TABLE products (product_id INTEGER, category VARCHAR)",
+    "INSERT INTO products VALUES (10, 'books'), (11, 'games')",
+    "CREATE TABLE orders (order_id INTEGER, customer_id INTEGER, product_id INTEGER, amount DECIMAL(10, 2), "
+    "status VARCHAR, ordered_at TIMESTAMP)",
+    "INSERT INTO orders VALUES (100, 1, 10, 5.00, 'paid', TIMESTAMP '2024-02-01 10:00:00'), "
+    "(101, 2, 10, 7.50, 'paid', TIMESTAMP '2024-02-02 10:00:00'), "
+    "(102, 99, 11, 1.25, 'cancelled', TIMESTAMP '2024-02-03 10:00:00'), "
+    "(103, 99, 11, 2.00, 'paid', TIMESTAMP '2024-02-04 10:00:00'), "
+    "(104, NULL, 10, 3.00, 'paid', TIMESTAMP '2024-02-05 10:00:00'), "
+    "(105, 3, 11, 4.00, 'paid', TIMESTAMP '2024-02-06 10:00:00')",
+]
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def data_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "duckdb":
+        path = tmp_path_factory.mktemp("checks") / "data.duckdb"
+        with duckdb.connect(str(path)) as con:
+            for statement in DATA:
+                con.execute(statement)
+        yield f"duckdb:///{path}"
+        return
+    name = f"semantic_checks_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            with psycopg.connect(f"{POSTGRES}/{name}", autocommit=True) as con:
+                for statement in DATA:
+                    con.execute(statement)
+            yield f"{POSTGRES}/{name}"
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+GOOD = """version: 1
+name: checks
+entities:
+  - name: customer
+    table: customers
+    key: customer_id
+    dimensions:
+      - {name: region}
+      - {name: signed_up, type: time}
+  - name: product
+    table: products
+    key: product_id
+    dimensions:
+      - {name: category}
+  - name: order
+    table: orders
+    key: order_id
+    time: ordered_at
+    relationships:
+      - {entity: customer, key: customer_id}
+      - {entity: product, key: product_id}
+    dimensions:
+      - {name: status}
+      - {name: ordered_at, type: time}
+      - {name: amount, type: number}
+    metrics:
+      - {name: order_count, agg: count}
+      - {name: revenue, agg: sum, expr: amount, filter: "status <> 'cancelled'"}
+"""
+
+
+def _checked(tmp_path: Path, text: str, url: str) -> list[Issue]:
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    warehouse = SqlWarehouse(url)
+    try:
+        return check_data(load(path), warehouse)
+    finally:
+        warehouse.close()
+
+
+def _at(issues: list[Issue], line: int, level: str = "error") -> list[str]:
+    return [i.message for i in issues if i.line == line and i.level == level]
+
+
+def test_keys_orphans_and_required(tmp_path: Path, data_url: str) -> None:
+    issues = _checked(tmp_path, GOOD, data_url)
+    # line 4: the customer entity; 20 and 21: the two relationships of order
+    assert _at(issues, 4, "warning") == ["entity 'customer': key (customer_id) is not unique in the data: "
+                                         "customer_id = 1 is held by 2 rows"]
+    [target] = _at(issues, 20)
+    assert "customer_id = 1 is held by 2 rows" in target and "count those order rows 2 times" in target
+    [required] = _at(issues, 21, "note")
+    assert "every one of the 6 order rows has a matching product" in required and "required: true" in required
+    assert {i.level for i in issues if i.line not in (4, 20, 21)} == set()
+
+
+def test_orphans_counted_and_required_refused(tmp_path: Path, data_url: str) -> None:
+    unique = GOOD.replace("table: customers", "sql: \"select distinct on (customer_id) * from customers\"")
+    text = unique.replace("{entity: customer, key: customer_id}", "{entity: customer, key: customer_id, required: true}")
+    issues = _checked(tmp_path, text, data_url)
+    [refused] = _at(issues, 20)
+    assert "2 of 6 order rows have a customer_id matching no customer and 1 have none" in refused
+    issues = _checked(tmp_path, unique, data_url)
+    [counted] = _at(issues, 20, "warning")
+    assert "of 6 order rows, 2 have a customer_id matching no customer and 1 have no customer_id" in counted
+    assert not [i for i in issues if i.level == "error"]
+
+
+def test_types_must_fit(tmp_path: Path, data_url: str) -> None:
+    text = GOOD.replace("{name: status}", "{name: status, type: time}").replace(
+        "{name: amount, type: number}", "{name: amount, type: integer}").replace(
+        "{name: category}", "{name: category, type: boolean}")
+    issues = _checked(tmp_path, text, data_url)
+    assert any("dimension order.status is declared time but column 'status' holds" in m and "CAST(status AS" in m
+               for m in _at(issues, 23))
+    assert any("order.amount is declared integer" in m and "DECIMAL(10, 2)" in m for m in _at(issues, 25))
+    assert any("product.category is declared boolean" in m for m in _at(issues, 14))
+    assert not _at(issues, 24)  # a TIMESTAMP fits a time dimension
+
+
+def semantic(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli.main", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+BROKEN = """version: 1
+name: broken
+colour: blue
+entities:
+  - name: customer
+    table: custmers
+    key: customer_id
+  - name: product
+    table: products
+    key: product_id
+    dimensions:
+      - {name: category}
+  - name: order
+    table: orders
+    key: order_id
+    relationships:
+      - {entity: customer, key: customer_id}
+      - {entity: product, key: product_id}
+    dimensions:
+      - {name: amount, type: number, expr: amont}
+    metrics:
+      - name: order_count
+        agg: count
+        agg: count
+"""
+
+
+def test_validate_reports_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
+    """The Done-when line: a misspelt table, a misspelt column, a non-unique many-to-one target, an unknown top-level
+    key and a duplicate YAML key, in one run, each with file:line, exit 2."""
+    data = tmp_path / "data.duckdb"
+    with duckdb.connect(str(data)) as con:
+        for statement in DATA:
+            con.execute(statement)
+        con.execute("INSERT INTO products VALUES (11, 'toys')")  # product 11 twice
+    model = tmp_path / "broken.yaml"
+    model.write_text(BROKEN)
+    run = semantic("validate", str(model), "--warehouse", f"duckdb:///{data}")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[0] == "error [BAD_MODEL]: 5 problems in the model:"
+
+    def at(line: int) -> str:
+        [found] = [text for text in lines if text.strip().startswith(f"{model}:{line}: ")]
+        return found
+
+    assert "unknown key 'colour' in the model (top level)" in at(3)
+    assert "table 'custmers' does not exist" in at(5) and "Did you mean 'customers'?" in at(5)
+    assert "product's key is not unique" in at(18) and "product_id = 11 is held by 2 rows" in at(18)
+    assert "column 'amont' does not exist in table 'orders'" in at(20) and "Did you mean 'amount'?" in at(20)
+    assert "key 'agg' is given twice" in at(24)
+    assert "entity 'product'" in run.stderr and re.search(r"broken.yaml:8: warning: .*product_id = 11", run.stderr)
+
+
+def test_offline_and_unreachable(tmp_path: Path) -> None:
+    model = tmp_path / "model.yaml"
+    model.write_text(GOOD)
+    offline = semantic("validate", str(model), "--offline")
+    assert offline.returncode == 0 and "offline" in offline.stdout
+    missing = semantic("validate", str(model), "--warehouse", f"duckdb:///{tmp_path / 'none.duckdb'}")
+    assert missing.returncode == 0 and "data not checked" in missing.stdout and "does not exist" in missing.stdout
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("version: 2\nname: x\nentities: []\n", 1, "unknown model format version 2"),
+    ("version: 1\nname: x\nentites: []\n", 3, "unknown key 'entites' in the model (top level)"),
+    ("version: 1\nname: x\nentities:\n  - name: a\n    table: t\n    key: id\n    table: u\n", 7,
+     "key 'table' is given twice in one mapping (first at line 5)"),
+    ("version: 1\nentities:\n  - {name: a, table: t, key: id, dimensions: [{name: d, name: e}]}\n", 3,
+     "key 'name' is given twice"),
+    ("", 1, "the model file is empty"),
+    ("# only a comment\n", 1, "the model file is empty"),
+])
+def test_loader_strictness(tmp_path: Path, text: str, line: int, words: str) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    with pytest.raises(ModelError) as raised:
+        load(path)
+    assert any(i.line == line and words in i.message for i in raised.value.issues), raised.value.message
+    _, issues = read(path)
+    assert issues == list(raised.value.issues)
