@@ -24,7 +24,7 @@ from strawberry.asgi import GraphQL
 from api.features import SCOPE_HEADER, lookup, refresh, training
 from api.schema import build_schema
 from semantic.errors import SemanticError
-from semantic.features.online import OnlineStore
+from semantic.online import OnlineStore
 from semantic.service import Service
 
 log = logging.getLogger("semantic.api")

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from semantic.errors import SemanticError, WarehouseError
-from semantic.features.online import OnlineStore
 from semantic.features.request import FeatureRequest, feature_names, keys_from_text
 from semantic.features.training import format_of, ipc_stream, read_spine
+from semantic.online import OnlineStore
 from semantic.service import Service
 
 SCOPE_HEADER = "x-semantic-scope"

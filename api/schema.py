@@ -27,9 +27,9 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from api.errors import ErrorCodes
 from api.names import camel, pascal
 from semantic.errors import QueryError, SemanticError
-from semantic.features.online import OnlineStore
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
+from semantic.online import OnlineStore
 from semantic.plan.paths import all_paths
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Result, Service

@@ -49,7 +49,9 @@ class ResultCache(Generic[T]):
         self.misses = 0
         self.hits = 0
 
-    def get_or_run(self, key: str, compute: Callable[[], T]) -> Lookup[T]:
+    def get_or_run(self, key: str, compute: Callable[[], T], *, store: bool = True) -> Lookup[T]:
+        """The cached value, or `compute()` run once for all concurrent callers; kept unless `store` is False (an
+        answer too large to keep, such as a training set, still joins a computation in flight)."""
         with self._lock:
             if key in self._entries:
                 self.hits += 1
@@ -73,7 +75,8 @@ class ResultCache(Generic[T]):
             pending.set_exception(error)  # waiters see the same error; nothing is cached
             raise
         with self._lock:
-            self._entries[key] = value
+            if store:
+                self._entries[key] = value
             del self._inflight[key]
         pending.set_result(value)
         return Lookup(value, False, key)

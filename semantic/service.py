@@ -1,14 +1,17 @@
 """One model served on one warehouse: compile (cached by query), then run through the shared result cache.
 
-Every consumer (GraphQL, CLI, features) goes through `Service`, so the path is the same for all:
-SemanticQuery -> Plan -> sqlglot tree -> SQL -> cache -> warehouse -> rows.
+Every consumer (GraphQL, CLI, features, training sets, the online store) goes through `Service`, so the path is the
+same for all: SemanticQuery (or FeatureRequest, Spine) -> sqlglot tree -> `_render` -> SQL -> the cache layer ->
+warehouse -> rows. `_render` is the one function that turns a statement into the SQL that runs (and that the cache
+keys on); `run_sql` (answers kept in the result cache) and `run_arrow` (answers too large to keep: single flight
+only) are the only two ways a statement reaches the warehouse.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -25,8 +28,10 @@ from semantic.features.request import FeatureRequest
 from semantic.features.training import Spine, assemble, build_training, to_pandas
 from semantic.model import Model
 from semantic.plan.planner import OutputColumn, Plan, plan
+from semantic.plan.scope import ident
 from semantic.query import SemanticQuery
 from semantic.sql.build import build
+from semantic.sql.joins import aliased
 from semantic.sql.render import DIALECTS, render
 
 
@@ -59,11 +64,11 @@ class Result:
 
 
 class Service:
-    def __init__(self, model: Model, warehouse: Warehouse | None, cache: ResultCache[Table] | None = None,
+    def __init__(self, model: Model, warehouse: Warehouse | None, cache: ResultCache[Table | pa.Table] | None = None,
                  plan_cache_size: int = 1024) -> None:
         self.model = model
         self.warehouse = warehouse
-        self.cache: ResultCache[Table] = cache if cache is not None else ResultCache()
+        self.cache: ResultCache[Table | pa.Table] = cache if cache is not None else ResultCache()
         self._plans: LRUCache[tuple[SemanticQuery, str], Compiled] = LRUCache(maxsize=plan_cache_size)
         self._lock = threading.Lock()
 
@@ -83,23 +88,41 @@ class Service:
         if found is not None:
             return found
         the_plan = plan(self.model, canonical)
-        tree = build(the_plan)
-        try:
-            sql = render(tree, dialect)
-        except Exception as error:  # noqa: BLE001 - sqlglot raises UnsupportedError and others per dialect
-            raise CompileError(f"cannot express this query in {dialect}: {error}") from None
-        compiled = Compiled(the_plan, tree, dialect, sql)
+        tree = build(the_plan, self.model)
+        compiled = Compiled(the_plan, tree, dialect, self._render(tree, dialect, "this query"))
         with self._lock:
             self._plans[key] = compiled
         return compiled
 
-    def run_sql(self, sql: str, scope: str = "") -> tuple[Table, bool, str]:
-        """Run canonical SQL through the shared result cache; (table, hit, key)."""
+    def _render(self, tree: exp.Expr, dialect: str, what: str) -> str:
+        """The SQL that runs: compact, comment-free, the cache's key. Every statement is rendered here."""
+        try:
+            return render(tree, dialect)
+        except CompileError:
+            raise
+        except Exception as error:  # noqa: BLE001 - sqlglot raises UnsupportedError and others per dialect
+            raise CompileError(f"cannot express {what} in {dialect}: {error}") from None
+
+    def _warehouse(self) -> Warehouse:
         if self.warehouse is None:
             raise QueryError("no warehouse is configured; pass --warehouse or set SEMANTIC_WAREHOUSE_URL")
-        warehouse = self.warehouse
+        return self.warehouse
+
+    def run_sql(self, sql: str, scope: str = "") -> tuple[Table, bool, str]:
+        """Run canonical SQL through the shared result cache; (table, hit, key)."""
+        warehouse = self._warehouse()
         lookup = self.cache.get_or_run(result_key(sql, warehouse.identity, scope), lambda: warehouse.run(sql))
+        assert isinstance(lookup.value, Table)  # only run_sql stores answers, and they are Tables
         return lookup.value, lookup.hit, lookup.key
+
+    def run_arrow(self, sql: str, scope: str = "", tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
+        """Run canonical SQL over `tables` (each visible under its name for this statement) as Arrow, through the
+        cache layer without keeping the answer: concurrent equal statements run once."""
+        warehouse = self._warehouse()
+        key = result_key(sql, f"{warehouse.identity} (arrow)", scope)  # never a key run_sql keeps a Table under
+        lookup = self.cache.get_or_run(key, lambda: warehouse.arrow_with(sql, tables or {}), store=False)
+        assert isinstance(lookup.value, pa.Table)
+        return lookup.value
 
     def query(self, query: SemanticQuery, scope: str = "") -> Result:
         compiled = self.compile(query)
@@ -113,7 +136,14 @@ class Service:
                          ) -> tuple[str, tuple[OutputColumn, ...]]:
         """The SQL of a feature request and its output columns."""
         tree, columns = build_features(self.model, request)
-        return render(tree, dialect or self.dialect), columns
+        return self._render(tree, dialect or self.dialect, "this feature request"), columns
+
+    def keys(self, entity: str, scope: str = "") -> pa.Table:
+        """Every key of the entity, as the warehouse holds them (the spine of a snapshot of the latest values)."""
+        found = self.model.entities[entity]
+        select = exp.select(*(exp.column(c, table=ident(found.name)) for c in found.key)).distinct()
+        select = select.from_(aliased(found, found.name, self.model.dialect))
+        return self.run_arrow(self._render(select, self.dialect, f"the keys of {entity}"), scope)
 
     def features(self, request: FeatureRequest, scope: str = "") -> Result:
         """Feature values per requested key as of `request.at` (now when None), one row per key in request order.
@@ -126,30 +156,27 @@ class Service:
 
     @overload
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
-                     time_column: str = "event_timestamp", pandas: Literal[False] = False) -> pa.Table: ...
+                     time_column: str = "event_timestamp", pandas: Literal[False] = False,
+                     scope: str = "") -> pa.Table: ...
 
     @overload
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
-                     time_column: str = "event_timestamp", pandas: Literal[True]) -> Any: ...
+                     time_column: str = "event_timestamp", pandas: Literal[True], scope: str = "") -> Any: ...
 
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
-                     time_column: str = "event_timestamp", pandas: bool = False) -> Any:
+                     time_column: str = "event_timestamp", pandas: bool = False, scope: str = "") -> Any:
         """Feature values for each spine row as of its own time: the spine (a pyarrow Table or pandas DataFrame
         with the entity's key column(s) and `time_column`) with one typed column per feature appended, every row
         once, in input order. A pyarrow Table, or with `pandas=True` a DataFrame with nullable integer columns.
 
         The spine reaches the warehouse as a table registered for the one statement; the answer is too large for
-        the result cache and does not go through it.
+        the result cache, so it passes the cache layer without being kept.
         """
-        if self.warehouse is None:
-            raise QueryError("no warehouse is configured; pass --warehouse or set SEMANTIC_WAREHOUSE_URL")
+        warehouse = self._warehouse()
         checked = Spine.create(self.model, entity, spine, names, time_column)
         table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
-        tree, columns = build_training(self.model, checked, table_name, self.warehouse.dialect)
-        try:
-            sql = render(tree, self.warehouse.dialect)
-        except Exception as error:  # noqa: BLE001 - sqlglot raises UnsupportedError and others per dialect
-            raise CompileError(f"cannot express this training set in {self.warehouse.dialect}: {error}") from None
-        answer = self.warehouse.arrow_with(sql, {table_name: checked.rows})
+        tree, columns = build_training(self.model, checked, table_name, warehouse.dialect)
+        sql = self._render(tree, warehouse.dialect, "this training set")
+        answer = self.run_arrow(sql, scope, {table_name: checked.rows})
         table = assemble(checked, answer, columns)
         return to_pandas(table) if pandas else table

@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from semantic.features.online import OnlineStore
 from semantic.features.request import FeatureRequest
+from semantic.online import OnlineStore
 from semantic.service import Service
 
 AT = datetime(2024, 6, 15, 12)

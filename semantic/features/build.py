@@ -1,48 +1,417 @@
-"""FeatureRequest -> one sqlglot SELECT: one row per requested key, in request order, one column per feature.
+"""Feature values as of points in time, in one statement: the one point-in-time builder.
 
-Point-in-time rules (t = `at`):
-- metric feature: the metric over the related entity's events with time <= t (and > t - window);
-- latest feature: the related entity's latest row with time <= t, created <= t when it declares `created`, and
-  time >= t - ttl; ties go to the greatest created time, then the greatest key; null for a key with no row of its
-  own;
-- dimension feature: the entity's own dimension, null before the entity's time;
-- derived feature: SQL over the other features, computed in the same statement.
-Counts of a key that exists at t are 0, not null, when it has no events; unknown keys give nulls throughout.
+A spine is a set of rows (`spine_row`, the entity's key columns, `spine_time`), each answered as of its own time t:
+a training set's spine is the caller's table registered for the statement; an online lookup's is a VALUES list of
+the requested keys, all at the request's time. Both are built here, by `_PointInTime`, so a value online is the
+value of the same (key, t) in a training set. The statement returns one row per spine row, ordered by `spine_row`.
+
+Point-in-time rules:
+- metric feature: per event entity, one join of its rows to the spine on the key with `time <= t` (and
+  `time > t - widest window`), grouped by spine row. Each window is a FILTER on the planner's own aggregate, so every
+  aggregate works (sum, count, distinct count, percentile, derived metrics over them) and a window costs no extra
+  pass. Counts of a key that exists at t are 0, not null, when it has no events;
+- latest feature: the related entity's latest row with time <= t, created <= t when it declares `created`, and time
+  >= t - ttl; ties go to the greatest created time, then the greatest key. For a registered spine on DuckDB (ASOF
+  joins), a row becomes known at greatest(time, created); a running ARG_MAX in that order gives, per key, the best
+  row known so far, and one ASOF LEFT JOIN at t finds it (a ttl then only has to check that row's time: if the best
+  known row is too old, so is every other). Otherwise (other warehouses, and small VALUES spines, where reading
+  only the requested keys' rows is cheaper): ROW_NUMBER over the rows joined to the spine, partitioned by spine row;
+- dimension feature: the entity's own row, null when the key is unknown or its time is after t;
+- derived feature: the expression over the other features' values, in the same statement.
+Unknown keys give nulls throughout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlglot import exp
 
-from semantic.errors import QueryError
+from semantic.errors import CompileError, QueryError
 from semantic.features.request import FeatureRequest
 from semantic.model import Entity, Feature, Metric, Model
-from semantic.plan.planner import OutputColumn, alias_of, plan, time_literal
-from semantic.plan.scope import Scope, ident, source_of
-from semantic.query import Filter, SemanticQuery
-from semantic.sql.build import build
+from semantic.plan.paths import join_path
+from semantic.plan.planner import OutputColumn, plan, time_literal
+from semantic.plan.scope import Scope, ident
+from semantic.query import SemanticQuery
+from semantic.sql.joins import aliased, join_all, joined
 
-SPINE = "spine"
-ROW = "row_number"
-
-
-def _key_filter(columns: list[exp.Column], keys: tuple[tuple[object, ...], ...]) -> exp.Expr:
-    """`customer.customer_id IN (...)`, or an OR of ANDs for composite keys; values as literals."""
-    distinct = list(dict.fromkeys(keys))
-    if len(columns) == 1:
-        return exp.In(this=columns[0].copy(), expressions=[exp.convert(k[0]) for k in distinct])
-    return exp.or_(*(exp.and_(*(exp.EQ(this=c.copy(), expression=exp.convert(v))
-                                for c, v in zip(columns, k, strict=True))) for k in distinct))
+SPINE = "spine"  # the spine's alias in SQL
+SPINE_ROW = "spine_row"
+SPINE_TIME = "spine_time"
+SPINE_VALUES = "spine_values"  # an online lookup's spine, as a CTE
+ASOF_DIALECTS = frozenset({"duckdb"})
+# Numbers are cast in SQL, so every warehouse answers with the same column types (a DECIMAL sum is a DOUBLE).
+_SQL_CASTS = {"integer": exp.DataType.Type.BIGINT, "number": exp.DataType.Type.DOUBLE}
 
 
-def _spine(entity: Entity, request: FeatureRequest) -> exp.Expr:
+def _col(name: str, table: str) -> exp.Column:
+    return exp.column(ident(name), table=ident(table))
+
+
+def _table(name: str, alias: str) -> exp.Expr:
+    return exp.alias_(exp.Table(this=ident(name)), ident(alias), table=True)
+
+
+def interval(duration: timedelta) -> exp.Interval:
+    """An exact duration in the largest unit that divides it.
+
+    >>> interval(timedelta(days=2)).sql("postgres")
+    "INTERVAL '2 DAY'"
+    >>> interval(timedelta(hours=1, seconds=1)).sql("duckdb")
+    "INTERVAL '3601' SECOND"
+    """
+    micros = duration // timedelta(microseconds=1)
+    for unit, size in (("DAY", 86_400_000_000), ("HOUR", 3_600_000_000), ("MINUTE", 60_000_000),
+                       ("SECOND", 1_000_000), ("MICROSECOND", 1)):
+        if micros % size == 0:
+            return exp.Interval(this=exp.Literal.string(str(micros // size)), unit=exp.var(unit))
+    raise AssertionError("unreachable: every duration is a whole number of microseconds")
+
+
+def _joined(select: exp.Select, scope: Scope) -> exp.Select:
+    """FROM the scope's base entity with the joins its expressions need (inner along required relationships)."""
+    return joined(select, scope.model, scope.base, scope.joins.values())
+
+
+def _within(aggregate: exp.Expr, condition: exp.Expr) -> exp.Expr:
+    """The aggregate over the rows that also meet `condition`: one FILTER clause, merged with the planner's own."""
+    if isinstance(aggregate, exp.Filter):
+        where = exp.and_(aggregate.expression.this.copy(), condition)
+        return exp.Filter(this=aggregate.this.copy(), expression=exp.Where(this=where))
+    return exp.Filter(this=aggregate, expression=exp.Where(this=condition))
+
+
+def _label(window: timedelta | None) -> str:
+    """A column-name suffix for a window: `all`, `30day`, `3601second`."""
+    if window is None:
+        return "all"
+    length = interval(window)
+    return f"{length.this.name}{length.text('unit').lower()}"
+
+
+@dataclass
+class _Events:
+    """One event entity's rows joined to the spine and aggregated per spine row: a CTE of measures per window."""
+
+    owner: Entity
+    scope: Scope
+    keys: Sequence[exp.Expr]  # the foreign key reaching the spine's entity, in its key order
+    time: exp.Expr
+    columns: dict[str, tuple[timedelta | None, exp.Expr]] = field(default_factory=dict)  # name -> aggregate
+
+    @property
+    def name(self) -> str:
+        return f"metrics_{self.owner.name}"
+
+    @property
+    def widest(self) -> timedelta | None:
+        """The window every row joined to the spine is in (None: all time)."""
+        windows = {w for w, _ in self.columns.values()}
+        return None if None in windows else max(w for w in windows if w is not None)
+
+    def after(self, window: timedelta, t: exp.Expr) -> exp.Expr:
+        return exp.GT(this=self.time.copy(), expression=exp.Sub(this=t.copy(), expression=interval(window)))
+
+    def value(self, alias: str, measure: exp.Expr, window: timedelta | None, needed: str,
+              guard: bool) -> exp.Expr:
+        """The measure over this entity's rows in the window, per spine row. With `guard`, null when the window has
+        no rows, as the planner's group would be missing (a sum is null without rows anyway; a count is 0)."""
+        for column in measure.find_all(exp.Column):
+            if column.table and column.table != self.owner.name:
+                self.scope.reach(column.table, needed)  # the joins the planner made for filters, along one path
+        name = f"{alias}__{_label(window)}"
+        self.columns.setdefault(name, (window, measure.copy()))
+        if not guard:
+            return _col(name, self.name)
+        rows = f"rows__{_label(window)}"
+        self.columns.setdefault(rows, (window, exp.Count(this=exp.Star())))
+        present = exp.GT(this=_col(rows, self.name), expression=exp.Literal.number(0))
+        return exp.Case(ifs=[exp.If(this=present, true=_col(name, self.name))])
+
+    def cte(self, entity: Entity, spine: str, t: exp.Expr) -> exp.Select:
+        on: list[exp.Expr] = [exp.EQ(this=k.copy(), expression=_col(c, SPINE))
+                                    for k, c in zip(self.keys, entity.key, strict=True)]
+        on.append(exp.LTE(this=self.time.copy(), expression=t.copy()))
+        widest = self.widest
+        if widest is not None:
+            on.append(self.after(widest, t))
+        items = []
+        for name, (window, aggregate) in self.columns.items():
+            if window != widest and window is not None:  # the join already keeps only the widest window's rows
+                aggregate = _within(aggregate, self.after(window, t))
+            items.append(exp.alias_(aggregate, ident(name)))
+        select = exp.select(exp.alias_(_col(SPINE_ROW, SPINE), ident(SPINE_ROW)), *items)
+        select = _joined(select, self.scope)
+        select = select.join(_table(spine, SPINE), on=exp.and_(*on), join_type="inner")
+        return select.group_by(_col(SPINE_ROW, SPINE))
+
+
+@dataclass
+class _Latest:
+    """One time-stamped entity's latest row known at each spine row's time: the row's time and the values asked."""
+
+    owner: Entity
+    scope: Scope
+    keys: Sequence[exp.Expr]  # the foreign key to the spine's entity
+    event: exp.Expr
+    created: exp.Expr | None
+    values: dict[str, exp.Expr] = field(default_factory=dict)  # output column -> dimension expression
+    ttls: set[timedelta | None] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return f"latest_{self.owner.name}"
+
+    def value(self, dimension: str, ttl: timedelta | None, t: exp.Expr, needed: str) -> exp.Expr:
+        column = f"value__{dimension}"
+        if column not in self.values:
+            self.values[column] = self.scope.dimension(self.owner, dimension, needed)
+        self.ttls.add(ttl)
+        value: exp.Expr = _col(column, self.name)
+        if ttl is not None:  # the latest row known at t is too old: so is every other
+            fresh = exp.GTE(this=_col("event_time", self.name), expression=exp.Sub(this=t.copy(),
+                                                                                   expression=interval(ttl)))
+            value = exp.Case(ifs=[exp.If(this=fresh, true=value)])
+        return value
+
+    def _ranking(self) -> list[exp.Expr]:
+        """Greatest time first, then greatest created time, then greatest key (key columns in declared order)."""
+        return [self.event, *([self.created] if self.created is not None else []),
+                *(exp.column(k, table=ident(self.owner.name)) for k in self.owner.key)]
+
+    def _ranking_struct(self) -> exp.Struct:
+        """The ranking as one comparable value, within a partition by the foreign key. Key columns that are the
+        foreign key (constant in the partition) or the time itself add nothing and are left out. A null key column
+        ranks lowest, as it does in ROW_NUMBER's `DESC NULLS LAST` (a struct would rank a null field highest), so
+        both forms pick the same row."""
+        times = [self.event, *([self.created] if self.created is not None else [])]
+        fields: list[exp.Expr] = [e.copy() for e in times]
+        for expr in self._ranking()[len(times):]:
+            if any(expr == known for known in (*times, *self.keys)):
+                continue
+            fields += [exp.Not(this=exp.Is(this=expr.copy(), expression=exp.Null())), expr.copy()]
+        return exp.Struct(expressions=[exp.PropertyEQ(this=ident(f"r{i}"), expression=e)
+                                       for i, e in enumerate(fields)])
+
+    def _from(self, select: exp.Select) -> exp.Select:
+        return _joined(select, self.scope)
+
+    def asof_cte(self, entity: Entity) -> exp.Select:
+        """Per key and per moment a row became known, the best row known by then (a running ARG_MAX)."""
+        known_from = self.event.copy() if self.created is None else exp.Greatest(
+            this=self.event.copy(), expressions=[self.created.copy()], ignore_nulls=True)  # neither is null here
+        fields = {"event_time": self.event, **self.values}
+        best = exp.ArgMax(
+            this=exp.Struct(expressions=[exp.PropertyEQ(this=ident(n), expression=e.copy())
+                                         for n, e in fields.items()]),
+            expression=self._ranking_struct())
+        window = exp.Window(this=best, partition_by=[k.copy() for k in self.keys],
+                            order=exp.Order(expressions=[exp.Ordered(this=known_from.copy())]))
+        inner = exp.select(*(exp.alias_(k.copy(), ident(c)) for k, c in zip(self.keys, entity.key, strict=True)),
+                           exp.alias_(known_from, ident("known_from")), exp.alias_(window, ident("best")))
+        not_null = [exp.Not(this=exp.Is(this=e.copy(), expression=exp.Null()))
+                    for e in (*self.keys, self.event, *([self.created] if self.created is not None else []))]
+        inner = self._from(inner).where(exp.and_(*not_null))
+        outer = exp.select(*(exp.column(ident(c)) for c in (*entity.key, "known_from")),
+                           *(exp.alias_(exp.Dot(this=exp.column(ident("best")), expression=ident(n)), ident(n))
+                             for n in fields))
+        return outer.from_(exp.alias_(exp.Subquery(this=inner), ident("running"), table=True))
+
+    def asof_join(self, entity: Entity, t: exp.Expr) -> exp.Join:
+        on: list[exp.Expr] = [exp.EQ(this=_col(c, SPINE), expression=_col(c, self.name)) for c in entity.key]
+        on.append(exp.GTE(this=t.copy(), expression=_col("known_from", self.name)))
+        return exp.Join(this=exp.Table(this=ident(self.name)), on=exp.and_(*on), method="ASOF", side="LEFT")
+
+    def ranked_cte(self, entity: Entity, spine: str, t: exp.Expr) -> exp.Select:
+        """Per spine row, its best known row: ROW_NUMBER over the rows joined to the spine."""
+        on: list[exp.Expr] = [exp.EQ(this=k.copy(), expression=_col(c, SPINE))
+                                    for k, c in zip(self.keys, entity.key, strict=True)]
+        on.append(exp.LTE(this=self.event.copy(), expression=t.copy()))
+        if self.created is not None:
+            on.append(exp.LTE(this=self.created.copy(), expression=t.copy()))
+        if None not in self.ttls:
+            oldest = max(ttl for ttl in self.ttls if ttl is not None)
+            on.append(exp.GTE(this=self.event.copy(), expression=exp.Sub(this=t.copy(), expression=interval(oldest))))
+        order = exp.Order(expressions=[exp.Ordered(this=e.copy(), desc=True, nulls_first=False)
+                                       for e in self._ranking()])
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(SPINE_ROW, SPINE)], order=order)
+        fields = {"event_time": self.event, **self.values}
+        inner = exp.select(exp.alias_(_col(SPINE_ROW, SPINE), ident(SPINE_ROW)),
+                           *(exp.alias_(e.copy(), ident(n)) for n, e in fields.items()),
+                           exp.alias_(rank, ident("rank")))
+        inner = self._from(inner).join(_table(spine, SPINE), on=exp.and_(*on), join_type="inner")
+        outer = exp.select(*(exp.column(ident(c)) for c in (SPINE_ROW, *fields)))
+        outer = outer.from_(exp.alias_(exp.Subquery(this=inner), ident("ranked"), table=True))
+        return outer.where(exp.EQ(this=exp.column(ident("rank")), expression=exp.Literal.number(1)))
+
+
+class _PointInTime:
+    """Feature values of one entity for the spine rows read from the table (or CTE) `spine`; `asof` picks the ASOF
+    form of latest features (a registered spine on a warehouse with ASOF joins)."""
+
+    def __init__(self, model: Model, entity: Entity, spine: str, *, asof: bool) -> None:
+        if SPINE in model.entities:
+            raise CompileError(f"an entity is named {SPINE!r}, the spine's alias in feature SQL; rename it")
+        self.model = model
+        self.entity = entity
+        self.spine = spine
+        self.asof = asof
+        self.scope = Scope(model, entity)
+        self.t = _col(SPINE_TIME, SPINE)
+        self.exists = row_exists(entity)
+        self.known = known_at(self.scope, entity, self.t)
+        self.events: dict[str, _Events] = {}
+        self.latest: dict[str, _Latest] = {}
+        self.values: dict[str, exp.Expr] = {}
+
+    def value(self, name: str, trail: tuple[str, ...] = ()) -> exp.Expr:
+        if name in self.values:
+            return self.values[name]
+        if name in trail:
+            raise QueryError(f"derived features form a cycle: {' -> '.join((*trail, name))}")
+        feature = self.entity.features[name]
+        needed = f"feature {self.entity.name}.{name}"
+        if feature.kind == "dimension":
+            expr = self.scope.dimension(self.entity, feature.ref or "", needed)
+            value: exp.Expr = exp.Case(ifs=[exp.If(this=self.known.copy(), true=expr)])
+        elif feature.kind == "metric":
+            value = self._metric(feature, needed)
+        elif feature.kind == "latest":
+            value = exp.Case(ifs=[exp.If(this=self.exists.copy(), true=self._latest(feature, needed))])
+        else:
+            value = derived(feature, lambda other: self.value(other, (*trail, name)))
+        self.values[name] = value
+        return value
+
+    def _metric(self, feature: Feature, needed: str) -> exp.Expr:
+        # The planner says what to aggregate (filters, joins for them, derived metrics over measures), grouped by
+        # the entity's key; each of its aggregates becomes measures per spine row.
+        the_plan = plan(self.model, SemanticQuery(metrics=(feature.ref or "",),
+                                                  dimensions=tuple(f"{self.entity.name}.{k}" for k in self.entity.key)))
+        measures: dict[str, exp.Expr] = {}
+        for aggregate in the_plan.aggregates:
+            if aggregate.where is not None:  # no filter was asked for, so none should come back
+                raise CompileError(f"{needed}: the plan of {feature.ref} filters its rows; cannot compute it per "
+                                   f"spine row")
+            if aggregate.windows or aggregate.after is not None:
+                raise QueryError(f"{needed}: {feature.ref} is a cumulative or period-over-period metric, which is "
+                                 f"a series over periods, not a value at a point in time; use its base metric "
+                                 f"with the feature's `window`")
+            events = self._events(self.model.entities[aggregate.entity], needed)
+            for alias, measure in aggregate.measures:
+                # An aggregate over no rows is null, except a count: 0. A count feature reads that 0 as it is; a
+                # count inside a derived metric must be null, as the planner's missing group would give.
+                core = measure.this if isinstance(measure, exp.Filter) else measure
+                guard = isinstance(core, exp.Count) and not isinstance(the_plan.metrics[0][1], exp.Column)
+                measures[alias] = events.value(alias, measure, feature.window, needed, guard)
+        (_, expr), = the_plan.metrics
+        value = expr.copy().transform(
+            lambda n: exp.Paren(this=measures[n.name].copy()) if isinstance(n, exp.Column) and n.name in measures
+            else n, copy=False)
+        owner, _, metric_name = (feature.ref or "").rpartition(".")
+        if counts(self.model.entities[owner].metrics[metric_name]):
+            value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+            return exp.Case(ifs=[exp.If(this=self.known.copy(), true=value)])
+        return exp.Case(ifs=[exp.If(this=self.exists.copy(), true=value)])
+
+    def _events(self, owner: Entity, needed: str) -> _Events:
+        if owner.name not in self.events:
+            scope = Scope(self.model, owner)
+            path = join_path(self.model, owner.name, self.entity.name, needed)
+            if not path:  # the entity's own metric: its key is its own
+                keys = [exp.column(k, table=ident(owner.name)) for k in self.entity.key]
+            else:  # the foreign key of the last hop: no join to the entity itself
+                holder = path[-2].entity if len(path) > 1 else owner.name
+                scope.reach(holder, needed)
+                keys = [exp.column(k, table=ident(holder)) for k in path[-1].key]
+            self.events[owner.name] = _Events(owner, scope, keys, scope.time(owner, needed))
+        return self.events[owner.name]
+
+    def _latest(self, feature: Feature, needed: str) -> exp.Expr:
+        owner_name, _, dimension = (feature.ref or "").rpartition(".")
+        if owner_name not in self.latest:
+            owner = self.model.entities[owner_name]
+            relationship = owner.relationship_to(self.entity.name)
+            if relationship is None:
+                raise QueryError(f"{needed}: {owner_name!r} has no relationship to {self.entity.name!r}")
+            scope = Scope(self.model, owner)
+            created = None
+            if owner.created is not None:
+                created_owner, _, created_name = owner.created.rpartition(".")
+                created = scope.dimension(self.model.entities[created_owner] if created_owner else owner,
+                                          created_name, needed)
+            keys = [exp.column(k, table=ident(owner.name)) for k in relationship.key]
+            self.latest[owner_name] = _Latest(owner, scope, keys, scope.time(owner, needed), created)
+        return self.latest[owner_name].value(dimension, feature.ttl, self.t, needed)
+
+    def build(self, names: Sequence[str], leading: Sequence[exp.Expr], spine_cte: exp.Select | None = None
+              ) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
+        """SELECT `leading` (spine columns) and one column per feature FROM the spine, ordered by spine row;
+        `spine_cte`, when given, is the spine itself, as the first CTE."""
+        entity = self.entity
+        columns = tuple(OutputColumn(n, n, feature_type(self.model, entity, entity.features[n]), "feature",
+                                     entity.features[n].description) for n in names)
+        items: list[exp.Expr] = [e.copy() for e in leading]
+        for column in columns:
+            value = self.value(column.name).copy()
+            if column.type in _SQL_CASTS:
+                value = exp.cast(value, _SQL_CASTS[column.type])
+            items.append(exp.alias_(value, ident(column.alias)))
+        final = exp.select(*items).from_(_table(self.spine, SPINE))
+        # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
+        final = final.join(aliased(entity, entity.name, self.model.dialect),
+                           on=exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=exp.column(c, table=ident(entity.name)))
+                                         for c in entity.key)), join_type="left")
+        final = join_all(final, self.model, (j for j in self.scope.joins.values() if j.alias != entity.name), "left")
+        ctes: list[tuple[str, exp.Select]] = []
+        for latest in self.latest.values():
+            if self.asof:
+                ctes.append((latest.name, latest.asof_cte(entity)))
+                final.append("joins", latest.asof_join(entity, self.t))
+            else:
+                ctes.append((latest.name, latest.ranked_cte(entity, self.spine, self.t)))
+                final = self._join_on_row(final, latest.name)
+        for events in self.events.values():
+            ctes.append((events.name, events.cte(entity, self.spine, self.t)))
+            final = self._join_on_row(final, events.name)
+        if spine_cte is not None:
+            ctes.insert(0, (self.spine, spine_cte))
+        for name, cte in ctes:
+            final = final.with_(ident(name), as_=cte, copy=False)
+        return final.order_by(_col(SPINE_ROW, SPINE), copy=False), columns
+
+    @staticmethod
+    def _join_on_row(select: exp.Select, cte: str) -> exp.Select:
+        return select.join(exp.Table(this=ident(cte)), on=exp.EQ(this=_col(SPINE_ROW, SPINE),
+                                                                 expression=_col(SPINE_ROW, cte)), join_type="left")
+
+
+
+def build_training(model: Model, entity: str, names: Sequence[str], table: str, dialect: str
+                   ) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
+    """The statement answering a training set over the spine rows registered as `table` (`spine_row`, the key
+    columns, `spine_time`), and its feature columns; it returns `spine_row` then one column per feature, ordered by
+    `spine_row`."""
+    builder = _PointInTime(model, model.entities[entity], table, asof=dialect in ASOF_DIALECTS)
+    return builder.build(names, [_col(SPINE_ROW, SPINE)])
+
+
+def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
+    """The statement answering a feature request, and its output columns (key columns, then features): a training
+    set whose spine is the requested keys as VALUES, every row at the request's time, in request order."""
+    entity = model.entities[request.entity]
+    at = _as_of(request)
+    builder = _PointInTime(model, entity, SPINE_VALUES, asof=False)
     rows = [exp.tuple_(exp.Literal.number(i), *(exp.convert(v) for v in key)) for i, key in enumerate(request.keys)]
-    columns = [ident(ROW), *(ident(c) for c in entity.key)]
-    values = exp.Values(expressions=rows, alias=exp.TableAlias(this=ident(SPINE), columns=columns))
-    return exp.select("*").from_(values)
+    values = exp.Values(expressions=rows, alias=exp.TableAlias(
+        this=ident("requested"), columns=[ident(SPINE_ROW), *(ident(c) for c in entity.key)]))
+    spine = exp.select(exp.Star(), exp.alias_(time_literal(at), ident(SPINE_TIME))).from_(values)
+    select, features = builder.build(request.names, [_col(c, SPINE) for c in entity.key], spine)
+    columns = tuple(OutputColumn(c, c, entity.dimensions[c].type, "key") for c in entity.key)
+    return select, columns + features
 
 
 def _as_of(request: FeatureRequest) -> datetime:
@@ -52,121 +421,6 @@ def _as_of(request: FeatureRequest) -> datetime:
         raise QueryError(f"a feature request for {request.entity!r} needs a time `at` to be compiled to SQL; "
                          f"without one it asks for the latest values: use Service.features or an online lookup")
     return request.at
-
-
-def _metric_feature(model: Model, entity: Entity, feature: Feature, request: FeatureRequest) -> exp.Select:
-    at = _as_of(request)
-    # String literals: the planner checks them against the time type, as it does for any filter.
-    conditions: list[exp.Expr] = [exp.LTE(this=exp.column("time"),
-                                          expression=exp.Literal.string(at.isoformat())),
-                                   _key_filter([exp.column(c, table=entity.name) for c in entity.key], request.keys)]
-    if feature.window is not None:
-        start = at - feature.window
-        conditions.append(exp.GT(this=exp.column("time"), expression=exp.Literal.string(start.isoformat())))
-    query = SemanticQuery(metrics=(feature.ref or "",), dimensions=tuple(f"{entity.name}.{k}" for k in entity.key),
-                          where=Filter.of(exp.and_(*conditions)))
-    return build(plan(model, query))
-
-
-def _latest_feature(model: Model, entity: Entity, feature: Feature, request: FeatureRequest) -> exp.Select:
-    at = _as_of(request)
-    owner_name, _, name = (feature.ref or "").rpartition(".")
-    owner = model.entities[owner_name]
-    rel = owner.relationship_to(entity.name)
-    assert rel is not None
-    scope = Scope(model, owner)
-    needed = f"feature {entity.name}.{feature.name}"
-    event_time = scope.time(owner, needed)
-    keys = [exp.column(fk, table=ident(owner.name)) for fk in rel.key]
-    conditions: list[exp.Expr] = [exp.LTE(this=event_time.copy(), expression=time_literal(at))]
-    order = [exp.Ordered(this=event_time.copy(), desc=True, nulls_first=False)]
-    if owner.created is not None:
-        created_owner, _, created_name = owner.created.rpartition(".")
-        created = scope.dimension(model.entities[created_owner] if created_owner else owner, created_name, needed)
-        conditions.append(exp.LTE(this=created, expression=time_literal(at)))
-        order.append(exp.Ordered(this=created.copy(), desc=True, nulls_first=False))
-    if feature.ttl is not None:
-        conditions.append(exp.GTE(this=event_time.copy(), expression=time_literal(at - feature.ttl)))
-    order += [exp.Ordered(this=exp.column(k, table=ident(owner.name)), desc=True) for k in owner.key]
-    conditions.append(_key_filter(keys, request.keys))
-    value = scope.dimension(owner, name, needed)
-    rank = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in keys], order=exp.Order(expressions=order))
-    source, joins = scope.from_clause()
-    inner = exp.select(*(exp.alias_(k, ident(alias_of(f"{entity.name}.{c}")))
-                         for k, c in zip(keys, entity.key, strict=True)),
-                       exp.alias_(value, ident("value")), exp.alias_(rank, ident("rank")))
-    inner = inner.from_(exp.alias_(source, ident(owner.name), table=True))
-    for join in joins:
-        inner = inner.join(exp.alias_(join.source, ident(join.alias), table=True), on=join.on, join_type="left")
-    inner = inner.where(exp.and_(*conditions))
-    outer = exp.select(*(exp.column(ident(alias_of(f"{entity.name}.{c}"))) for c in entity.key),
-                       exp.column(ident("value")))
-    return outer.from_(exp.alias_(exp.Subquery(this=inner), ident("ranked"), table=True)).where(
-        exp.EQ(this=exp.column(ident("rank")), expression=exp.Literal.number(1)))
-
-
-def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
-    """The statement answering a feature request, and its output columns (key columns, then features)."""
-    entity = model.entities[request.entity]
-    at = time_literal(_as_of(request))
-    scope = Scope(model, entity)
-    # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
-    exists = row_exists(entity)
-    known = known_at(scope, entity, at)
-    final = exp.select(*(exp.column(ident(c), table=ident(SPINE)) for c in entity.key))
-    final = final.from_(exp.alias_(exp.Subquery(this=_spine(entity, request)), ident(SPINE), table=True))
-    final = final.join(exp.alias_(source_of(entity, model.dialect), ident(entity.name), table=True),
-                       on=exp.and_(*(exp.EQ(this=exp.column(ident(c), table=ident(SPINE)),
-                                            expression=exp.column(c, table=ident(entity.name))) for c in entity.key)),
-                       join_type="left")
-    values: dict[str, exp.Expr] = {}
-    ctes: list[tuple[str, exp.Select]] = []
-
-    def value_of(name: str, trail: tuple[str, ...]) -> exp.Expr:
-        if name in values:
-            return values[name]
-        if name in trail:
-            raise QueryError(f"derived features form a cycle: {' -> '.join((*trail, name))}")
-        feature = entity.features[name]
-        if feature.kind == "dimension":
-            expr = scope.dimension(entity, feature.ref or "", f"feature {entity.name}.{name}")
-            values[name] = exp.Case(ifs=[exp.If(this=known.copy(), true=expr)])
-        elif feature.kind in ("metric", "latest"):
-            cte = f"feature_{name}"
-            subquery = (_metric_feature if feature.kind == "metric" else _latest_feature)(model, entity, feature,
-                                                                                          request)
-            ctes.append((cte, subquery))
-            column = exp.column(ident(alias_of(feature.ref or "") if feature.kind == "metric" else "value"),
-                                table=ident(cte))
-            owner, _, metric_name = (feature.ref or "").rpartition(".")
-            metric = model.entities[owner].metrics.get(metric_name) if feature.kind == "metric" else None
-            if metric is not None and counts(metric):
-                values[name] = exp.Case(ifs=[exp.If(this=known.copy(), true=exp.Coalesce(
-                    this=column, expressions=[exp.Literal.number(0)]))])
-            elif feature.kind == "latest":  # an unknown key has no latest row, whatever the related table holds
-                values[name] = exp.Case(ifs=[exp.If(this=exists.copy(), true=column)])
-            else:
-                values[name] = column
-        else:
-            values[name] = derived(feature, lambda other: value_of(other, (*trail, name)))
-        return values[name]
-
-    for name in request.names:
-        final = final.select(exp.alias_(value_of(name, ()).copy(), ident(name)), copy=False)
-    for join in scope.joins.values():
-        if join.alias != entity.name:
-            final = final.join(exp.alias_(join.source, ident(join.alias), table=True), on=join.on, join_type="left")
-    for cte, subquery in ctes:
-        on = exp.and_(*(exp.EQ(this=exp.column(ident(c), table=ident(SPINE)),
-                               expression=exp.column(ident(alias_of(f"{entity.name}.{c}")), table=ident(cte)))
-                        for c in entity.key))
-        final = final.join(ident(cte), on=on, join_type="left", copy=False)
-        final = final.with_(ident(cte), as_=subquery, copy=False)
-    final = final.order_by(exp.column(ident(ROW), table=ident(SPINE)), copy=False)
-    columns = tuple(OutputColumn(c, c, entity.dimensions[c].type, "key") for c in entity.key)
-    columns += tuple(OutputColumn(n, n, feature_type(model, entity, entity.features[n]), "feature",
-                                  entity.features[n].description) for n in request.names)
-    return final, columns
 
 
 def row_exists(entity: Entity) -> exp.Expr:

@@ -43,8 +43,7 @@ class Aggregate:
     windows computed over it are its outputs; `after` then selects the reported periods.
     """
 
-    entity: str
-    source: exp.Expr
+    entity: str  # whose rows are aggregated (FROM them, `semantic.sql.joins`)
     joins: tuple[Join, ...]
     groups: tuple[tuple[str, exp.Expr], ...]
     measures: tuple[tuple[str, exp.Expr], ...]
@@ -350,8 +349,7 @@ class _Planner:
             snapshot = scope.time(entity, f"metric {metrics[0].qualified}")
             groups.append((SNAPSHOT, snapshot))
             where.append(exp.Not(this=exp.Is(this=snapshot.copy(), expression=exp.Null())))  # no time, no "last"
-        source, joins = scope.from_clause()
-        return Aggregate(entity.name, source, tuple(joins), tuple(groups), tuple(measures),
+        return Aggregate(entity.name, tuple(scope.joins.values()), tuple(groups), tuple(measures),
                          exp.and_(*where) if where else None, pick=pick)
 
     def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
@@ -399,7 +397,7 @@ class _Planner:
                 continue
             spec, reset = frame(metric, grain) or (None, None)
             windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, spec, reset))
-        return Aggregate(entity.name, series.source, series.joins, series.groups, series.measures, series.where,
+        return Aggregate(entity.name, series.joins, series.groups, series.measures, series.where,
                          tuple(windows), period, exp.and_(*after) if after else None,
                          carried=tuple(alias_of(m.qualified) for m in carried), fine=fine,
                          grain=grain if fine else None), bool(carried)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 
 from semantic.errors import UnknownFieldError, did_you_mean
@@ -22,17 +21,13 @@ def ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
 
 
-def source_of(entity: Entity, dialect: str) -> exp.Expr:
-    """The entity's rows: its table, or its SQL as a subquery."""
-    if entity.table is not None:
-        return exp.to_table(entity.table, dialect=dialect)
-    return exp.Subquery(this=sqlglot.parse_one(entity.sql or "", read=dialect))
-
-
 @dataclass(frozen=True)
 class Join:
+    """A related entity's rows joined under `alias`; `semantic.sql.joins` turns it into SQL (the entity's rows
+    come from `source_of` there, the one place that reads them)."""
+
     alias: str
-    source: exp.Expr
+    entity: str
     on: exp.Expr
     kind: str = "left"  # "inner" only along required relationships from the base: no row can be lost
 
@@ -80,8 +75,7 @@ class Scope:
                 ))
                 # Inner only if every hop from the base is required: after a LEFT hop the key may be NULL.
                 inner = rel.required and (previous == self.base.name or self.joins[previous].kind == "inner")
-                self.joins[alias] = Join(alias, source_of(entity, self.model.dialect), on,
-                                         "inner" if inner else "left")
+                self.joins[alias] = Join(alias, entity.name, on, "inner" if inner else "left")
             previous = alias
         return previous
 
@@ -124,6 +118,3 @@ class Scope:
             return resolved if isinstance(resolved, exp.Column) else exp.Paren(this=resolved)
 
         return tree.copy().transform(rewrite, copy=False)
-
-    def from_clause(self) -> tuple[exp.Expr, list[Join]]:
-        return source_of(self.base, self.model.dialect), list(self.joins.values())

@@ -8,10 +8,11 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from semantic.model import GRAINS
+from semantic.model import GRAINS, Model
 from semantic.plan.fill import Fill
 from semantic.plan.planner import SNAPSHOT, Aggregate, Plan
 from semantic.plan.scope import ident, truncate
+from semantic.sql.joins import joined
 
 
 def _col(alias: str, table: str | None = None) -> exp.Column:
@@ -32,12 +33,9 @@ def build_pick(agg: Aggregate, series: str) -> exp.Select:
     return select
 
 
-def build_aggregate(agg: Aggregate) -> exp.Select:
+def build_aggregate(agg: Aggregate, model: Model) -> exp.Select:
     select = exp.select(*(exp.alias_(e, ident(a)) for a, e in (*agg.groups, *agg.measures)), copy=False)
-    select = select.from_(exp.alias_(agg.source.copy(), ident(agg.entity), table=True), copy=False)
-    for join in agg.joins:
-        select = select.join(exp.alias_(join.source.copy(), ident(join.alias), table=True), on=join.on,
-                             join_type=join.kind, copy=False)
+    select = joined(select, model, model.entities[agg.entity], agg.joins)
     if agg.where is not None:
         select = select.where(agg.where, copy=False)
     if agg.groups:
@@ -177,34 +175,34 @@ def build_ranged(agg: Aggregate, series: str) -> exp.Select:
         agg.after.copy())
 
 
-def build(plan: Plan) -> exp.Select:
-    """The whole query for a plan."""
+def build(plan: Plan, model: Model) -> exp.Select:
+    """The whole query for a plan over `model`'s entities."""
     ctes: list[tuple[str, exp.Select, str]] = []
     names = []
     for agg in plan.aggregates:
         if agg.fine:
             series = f"{agg.windows[0].alias}_by_{agg.fine}"
-            ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per {agg.fine}"))
+            ctes.append((series, build_aggregate(agg, model), f"Aggregate {agg.entity} per {agg.fine}"))
             names.append(f"{agg.windows[0].alias}_windows")
             ctes.append((names[-1], build_ranged(agg, series), agg.description))
             continue
         if agg.windows:
             series = f"{agg.entity}_series"
-            ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per period: "
+            ctes.append((series, build_aggregate(agg, model), f"Aggregate {agg.entity} per period: "
                                                        f"{', '.join(a for a, _ in agg.measures)}"))
             names.append(f"{agg.entity}_windows")
             ctes.append((names[-1], build_windows(agg, series), agg.description))
             continue
         if agg.pick:
             series = f"{agg.entity}_{agg.pick}_by_time"
-            ctes.append((series, build_aggregate(agg), f"Aggregate {agg.entity} per time"))
+            ctes.append((series, build_aggregate(agg, model), f"Aggregate {agg.entity} per time"))
             names.append(f"{agg.entity}_{agg.pick}")
             ctes.append((names[-1], build_pick(agg, series), f"Keep each group's {agg.pick} time: "
                                                              f"{', '.join(agg.outputs)}"))
             continue
         name = f"{agg.entity}_metrics" if agg.measures else f"{agg.entity}_values"
         names.append(name)
-        ctes.append((name, build_aggregate(agg), agg.description))
+        ctes.append((name, build_aggregate(agg, model), agg.description))
     if len(plan.aggregates) == 1:
         source = names[0]
     else:

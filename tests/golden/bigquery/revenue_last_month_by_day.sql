@@ -1,4 +1,4 @@
 -- query: revenue_last_month_by_day
 -- dialect: bigquery
 -- request: metrics=order.revenue_last_month; dimensions=time:day
--- CompileError: cannot express this query in bigquery: BigQuery cannot express RANGE BETWEEN INTERVAL '1' MONTH PRECEDING AND INTERVAL '1' MONTH PRECEDING over a date ("time__day"): its RANGE frames need a numeric ORDER BY key, and a calendar month is no fixed number of days or seconds; ask for the metric by month, quarter or year
+-- CompileError: BigQuery cannot express RANGE BETWEEN INTERVAL '1' MONTH PRECEDING AND INTERVAL '1' MONTH PRECEDING over a date ("time__day"): its RANGE frames need a numeric ORDER BY key, and a calendar month is no fixed number of days or seconds; ask for the metric by month, quarter or year

@@ -1,5 +1,8 @@
 """Online lookups: feature values for a batch of keys, served from memory where possible.
 
+The store sits above the service (it is given one, and `api/` holds it): every value it serves was computed by
+`Service.features` or `Service.training_set`, so by the one point-in-time builder and the one statement path.
+
 Two ways a lookup is answered, one rule for both (the value for (key, t) is the training-set value for (key, t)):
 - as of an explicit time `at`: per key from the shared result cache, keyed by (entity, features, at, key,
   warehouse, scope); the keys a batch misses are computed together in one statement, so overlapping batches reuse
@@ -19,7 +22,6 @@ from typing import Any
 import pyarrow as pa
 
 from semantic.cache import ResultCache, result_key
-from semantic.errors import QueryError
 from semantic.features.build import feature_type
 from semantic.features.request import FeatureRequest
 from semantic.plan.planner import OutputColumn
@@ -127,36 +129,22 @@ class OnlineStore:
             current = self._snapshots.get(slot)
             if not refresh and current is not None and self._clock() - current.built < self.max_age:
                 return current
-            self._snapshots[slot] = self._build(entity, names)
+            self._snapshots[slot] = self._build(entity, names, scope)
             return self._snapshots[slot]
 
-    def _build(self, entity: str, names: tuple[str, ...]) -> Snapshot:
-        model, warehouse = self.service.model, self.service.warehouse
-        if warehouse is None:
-            raise QueryError("no warehouse is configured; pass --warehouse or set SEMANTIC_WAREHOUSE_URL")
+    def _build(self, entity: str, names: tuple[str, ...], scope: str) -> Snapshot:
+        model = self.service.model
         started = self._clock()
         at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
         found = model.entities[entity]
-        keys = self._all_keys(entity)
+        keys = self.service.keys(entity, scope)
         spine = keys.append_column("event_timestamp", pa.array([at] * keys.num_rows, pa.timestamp("us")))
-        table = self.service.training_set(entity, spine, names)
+        table = self.service.training_set(entity, spine, names, scope=scope)
         key_columns = [table.column(c).to_pylist() for c in found.key]
         values = [table.column(n).to_pylist() for n in names]
         rows = {tuple(k): tuple(v) for k, v in zip(zip(*key_columns, strict=True), zip(*values, strict=True),
                                                    strict=True)}
         return Snapshot(at, names, rows, self._clock(), self._clock() - started)
-
-    def _all_keys(self, entity: str) -> pa.Table:
-        """Every key of the entity, as the warehouse holds them."""
-        from sqlglot import exp
-
-        from semantic.plan.scope import ident, source_of
-
-        found = self.service.model.entities[entity]
-        select = exp.select(*(exp.column(c, table=ident(found.name)) for c in found.key)).distinct().from_(
-            exp.alias_(source_of(found, self.service.model.dialect), ident(found.name), table=True))
-        assert self.service.warehouse is not None
-        return self.service.warehouse.arrow(select.sql(dialect=self.service.warehouse.dialect))
 
     def _from_snapshot(self, request: FeatureRequest, scope: str) -> Result:
         snapshot = self.snapshot(request.entity, request.names, scope)
