@@ -18,6 +18,7 @@ from strawberry.extensions import (
     MaxAliasesLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.scalars import JSON
@@ -91,10 +92,22 @@ class ResultColumn:
     type: str = strawberry.field(description="string, integer, number, boolean, date or datetime")
 
 
+@strawberry.enum(description="Where an answer came from.")
+class CacheSource(enum.Enum):
+    WAREHOUSE = "WAREHOUSE"
+    EXACT = "EXACT"
+    ROLLUP = "ROLLUP"
+    INFLIGHT = "INFLIGHT"
+
+
 @strawberry.type(description="How the result cache served a request.")
 class CacheInfo:
-    hit: bool = strawberry.field(description="Served from the cache (or by a computation already in flight).")
+    hit: bool = strawberry.field(description="Answered without a warehouse statement of its own.")
     key: str = strawberry.field(description="The cache key: a digest of the SQL, the warehouse and the scope.")
+    source: CacheSource = strawberry.field(
+        description="WAREHOUSE: computed by its own statement; EXACT: the same result, cached; ROLLUP: "
+                    "re-aggregated from a finer cached result; INFLIGHT: joined the same computation already "
+                    "running (here or in another process).")
 
 
 @strawberry.type(description="Rows of a query: one column per requested item, dimensions first.")
@@ -160,8 +173,13 @@ def result_type(result: Result) -> QueryResult:
         columns=[ResultColumn(name=c.name, type=c.type) for c in result.columns],
         rows=JSON([[_iso(v) for v in row] for row in result.rows]),
         sql=result.sql,
-        cache=CacheInfo(hit=result.cache_hit, key=result.cache_key),
+        cache=CacheInfo(hit=result.cache_hit, key=result.cache_key, source=CacheSource(result.cache_source.value)),
     )
+
+
+def cache_facts(result: Result) -> dict[str, Any]:
+    """The cache facts of a typed field, as `extensions.cache` reports them."""
+    return {"hit": result.cache_hit, "key": result.cache_key, "source": result.cache_source.value}
 
 
 def catalog_of(model: Model) -> list[CatalogEntity]:
@@ -413,6 +431,8 @@ class SchemaConverter:
                 limit=limit, offset=offset, timezone=timezone,
             )
             result = await anyio.to_thread.run_sync(lambda: _service(info).query(q, _scope(info)))
+            # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
+            info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
             return _shape(result, items)
 
         resolve.__annotations__ = {"info": strawberry.Info, "where": where_type | None,
@@ -576,6 +596,15 @@ def _shape(result: Result, items: list[tuple[tuple[str, ...], str, str]]) -> lis
     return rows
 
 
+class CacheExtensions(SchemaExtension):
+    """`extensions.cache`: for each typed root field answered, `{hit, key, source}` under its response key."""
+
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        facts = context.get("cache") if isinstance(context, dict) else None
+        return {"cache": facts} if facts else {}
+
+
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what is unexpected; refused queries are the client's to read, not the server's log's."""
@@ -596,6 +625,6 @@ def build_schema(model: Model) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
-        extensions=[ErrorCodes, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
+        extensions=[ErrorCodes, CacheExtensions, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
                     lambda: ValidationCache(maxsize=512)],
     )

@@ -36,6 +36,12 @@ class Table:
         index = self.names.index(name)
         return [row[index] for row in self.rows]
 
+    @classmethod
+    def of(cls, arrow: pa.Table) -> Table:
+        """An Arrow table's rows as plain Python values."""
+        columns = [[_plain(v) for v in col.to_pylist()] for col in arrow.columns]
+        return cls(tuple(arrow.column_names), tuple(zip(*columns, strict=True)) if columns else ())
+
 
 class Warehouse(Protocol):
     identity: str  # what a cache key needs to tell warehouses apart: the URL without its password
@@ -57,6 +63,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value.as_tuple().exponent >= 0 else float(value)  # type: ignore[operator]
     return value
+
+
+def _array(values: list[Any]) -> pa.Array:
+    """A column of driver values; decimals that Arrow cannot hold exactly (precision past 76) become numbers."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([_plain(v) for v in values])
 
 
 _DIALECTS = {"duckdb": "duckdb", "postgresql": "postgres", "postgres": "postgres", "snowflake": "snowflake",
@@ -121,8 +135,10 @@ class SqlWarehouse:
 
     def arrow(self, sql: str) -> pa.Table:
         if self.dialect != "duckdb":
-            table = self.run(sql)
-            return pa.Table.from_pylist([dict(zip(table.names, row, strict=True)) for row in table.rows])
+            # By columns, so an empty answer keeps its column names; Decimals stay decimals, so sums of them
+            # re-aggregate exactly.
+            names, rows = self._fetch(sql)
+            return pa.table({name: _array([row[i] for row in rows]) for i, name in enumerate(names)})
         raw = self._raw()
         try:
             with self._deadline(raw.driver_connection):
@@ -161,17 +177,18 @@ class SqlWarehouse:
 
     def run(self, sql: str) -> Table:
         if self.dialect == "duckdb":
-            arrow = self.arrow(sql)
-            columns = [[_plain(v) for v in col.to_pylist()] for col in arrow.columns]
-            return Table(tuple(arrow.column_names), tuple(zip(*columns, strict=True)) if columns else ())
+            return Table.of(self.arrow(sql))
+        names, rows = self._fetch(sql)
+        return Table(names, tuple(tuple(_plain(v) for v in row) for row in rows))
+
+    def _fetch(self, sql: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        """Column names and rows as the driver gives them (Decimals kept)."""
         raw = self._raw()
         try:
             with self._deadline(raw.driver_connection):
                 cursor = raw.driver_connection.cursor()
                 cursor.execute(sql)
-                names = tuple(d[0] for d in cursor.description or ())
-                rows = tuple(tuple(_plain(v) for v in row) for row in cursor.fetchall())
-                return Table(names, rows)
+                return tuple(d[0] for d in cursor.description or ()), cursor.fetchall()
         finally:
             try:
                 raw.driver_connection.rollback()  # read-only work; leave no transaction open in the pool

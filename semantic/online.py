@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from semantic.cache import ResultCache, result_key
+from semantic.cache import MemoCache, Source, result_key
 from semantic.features.build import feature_type
 from semantic.features.request import FeatureRequest
 from semantic.plan.planner import OutputColumn
@@ -44,7 +44,7 @@ class OnlineStore:
                  clock: Any = time.monotonic) -> None:
         self.service = service
         self.max_age = max_age
-        self.rows: ResultCache[tuple[Any, ...]] = ResultCache(maxsize=maxsize, ttl=ttl)
+        self.rows: MemoCache[tuple[Any, ...]] = MemoCache(maxsize=maxsize, ttl=ttl)
         self._snapshots: dict[tuple[str, tuple[str, ...], str], Snapshot] = {}
         self._building = threading.Lock()
         self._columns: dict[tuple[str, tuple[str, ...]], tuple[OutputColumn, ...]] = {}
@@ -75,7 +75,7 @@ class OnlineStore:
                 return None
             found[key] = value
         rows = tuple((*key, *found[key]) for key in request.keys)
-        return Result(self.columns(request), rows, "", True, f"{len(found)}/{len(found)}")
+        return Result(self.columns(request), rows, "", True, f"{len(found)}/{len(found)}", Source.EXACT)
 
     def columns(self, request: FeatureRequest) -> tuple[OutputColumn, ...]:
         slot = (request.entity, request.names)
@@ -115,7 +115,8 @@ class OnlineStore:
                 found[key] = tuple(row[width:])
                 self.rows.put(self._key(request, key, scope), found[key])
         rows = tuple((*key, *found[key]) for key in request.keys)
-        return Result(self.columns(request), rows, sql, not missing, f"{len(wanted) - len(missing)}/{len(wanted)}")
+        return Result(self.columns(request), rows, sql, not missing, f"{len(wanted) - len(missing)}/{len(wanted)}",
+                      Source.WAREHOUSE if missing else Source.EXACT)
 
     # -- latest: snapshots ---------------------------------------------------------------------------------------
 
@@ -150,4 +151,5 @@ class OnlineStore:
         snapshot = self.snapshot(request.entity, request.names, scope)
         unknown = (None,) * len(request.names)
         rows = tuple((*key, *snapshot.rows.get(key, unknown)) for key in request.keys)
-        return Result(self.columns(request), rows, "", True, f"snapshot as of {snapshot.at.isoformat()}")
+        return Result(self.columns(request), rows, "", True, f"snapshot as of {snapshot.at.isoformat()}",
+                      Source.EXACT)

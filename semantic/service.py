@@ -9,9 +9,10 @@ only) are the only two ways a statement reaches the warehouse.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -20,7 +21,8 @@ import pyarrow as pa
 from cachetools import LRUCache
 from sqlglot import exp
 
-from semantic.cache import ResultCache, result_key
+from semantic import rollup
+from semantic.cache import Lookup, ResultCache, Source, result_key
 from semantic.errors import CompileError, QueryError
 from semantic.execute import Table, Warehouse
 from semantic.features.build import build_features
@@ -29,7 +31,7 @@ from semantic.features.training import Spine, assemble, build_training, to_panda
 from semantic.model import Model
 from semantic.plan.planner import OutputColumn, Plan, plan
 from semantic.plan.scope import ident
-from semantic.query import SemanticQuery
+from semantic.query import Filter, SemanticQuery
 from semantic.sql.build import build
 from semantic.sql.joins import aliased
 from semantic.sql.render import DIALECTS, render
@@ -43,6 +45,14 @@ class Compiled:
     tree: exp.Expr
     dialect: str
     sql: str  # canonical: compact, no comments; what runs and what the cache keys on
+    # The plan and SQL that run instead when the result can serve roll-ups: the same columns first, then hidden
+    # measure columns (see `semantic.rollup.widen`); None when it cannot.
+    widened: Plan | None = None
+    widened_sql: str | None = None
+
+    @property
+    def run_sql(self) -> str:
+        return self.widened_sql or self.sql
 
     def pretty(self) -> str:
         return render(self.tree, self.dialect, pretty=True, comments=True)
@@ -57,6 +67,7 @@ class Result:
     sql: str
     cache_hit: bool
     cache_key: str
+    cache_source: Source = Source.WAREHOUSE
 
     def records(self) -> list[dict[str, Any]]:
         names = [c.name for c in self.columns]
@@ -64,12 +75,14 @@ class Result:
 
 
 class Service:
-    def __init__(self, model: Model, warehouse: Warehouse | None, cache: ResultCache[Table | pa.Table] | None = None,
-                 plan_cache_size: int = 1024) -> None:
+    def __init__(self, model: Model, warehouse: Warehouse | None, cache: ResultCache | None = None,
+                 plan_cache_size: int = 1024, *, rollups: bool = True) -> None:
         self.model = model
         self.warehouse = warehouse
-        self.cache: ResultCache[Table | pa.Table] = cache if cache is not None else ResultCache()
+        self.cache = cache if cache is not None else ResultCache()
+        self.rollups = rollups  # answer from finer cached results where exact; off: exact matches only
         self._plans: LRUCache[tuple[SemanticQuery, str], Compiled] = LRUCache(maxsize=plan_cache_size)
+        self._sources: LRUCache[str, tuple[str, Plan] | None] = LRUCache(maxsize=4096)  # index member -> plan
         self._lock = threading.Lock()
 
     @property
@@ -90,6 +103,10 @@ class Service:
         the_plan = plan(self.model, canonical)
         tree = build(the_plan, self.model)
         compiled = Compiled(the_plan, tree, dialect, self._render(tree, dialect, "this query"))
+        widened = rollup.widen(self.model, the_plan)
+        if widened is not None:
+            widened_sql = self._render(build(widened, self.model), dialect, "this query")
+            compiled = replace(compiled, widened=widened, widened_sql=widened_sql)
         with self._lock:
             self._plans[key] = compiled
         return compiled
@@ -108,29 +125,84 @@ class Service:
             raise QueryError("no warehouse is configured; pass --warehouse or set SEMANTIC_WAREHOUSE_URL")
         return self.warehouse
 
-    def run_sql(self, sql: str, scope: str = "") -> tuple[Table, bool, str]:
-        """Run canonical SQL through the shared result cache; (table, hit, key)."""
+    def run_sql(self, sql: str, scope: str = "", *, entities: Sequence[str] = (),
+                alternative: Callable[[], pa.Table | None] | None = None) -> Lookup:
+        """Run canonical SQL through the shared result cache, filed under the entities it reads; `alternative`
+        may answer a miss without the warehouse (a roll-up)."""
         warehouse = self._warehouse()
-        lookup = self.cache.get_or_run(result_key(sql, warehouse.identity, scope), lambda: warehouse.run(sql))
-        assert isinstance(lookup.value, Table)  # only run_sql stores answers, and they are Tables
-        return lookup.value, lookup.hit, lookup.key
+        return self.cache.get_or_run(result_key(sql, warehouse.identity, scope), lambda: warehouse.arrow(sql),
+                                     entities=entities, alternative=alternative)
 
     def run_arrow(self, sql: str, scope: str = "", tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
         """Run canonical SQL over `tables` (each visible under its name for this statement) as Arrow, through the
         cache layer without keeping the answer: concurrent equal statements run once."""
         warehouse = self._warehouse()
         key = result_key(sql, f"{warehouse.identity} (arrow)", scope)  # never a key run_sql keeps a Table under
-        lookup = self.cache.get_or_run(key, lambda: warehouse.arrow_with(sql, tables or {}), store=False)
-        assert isinstance(lookup.value, pa.Table)
-        return lookup.value
+        return self.cache.get_or_run(key, lambda: warehouse.arrow_with(sql, tables or {}), store=False).table
 
     def query(self, query: SemanticQuery, scope: str = "") -> Result:
         compiled = self.compile(query)
-        table, hit, key = self.run_sql(compiled.sql, scope)
+        use_rollups = self.rollups and self.cache.enabled
+        sql = compiled.run_sql if use_rollups else compiled.sql
+        alternative = (lambda: self._roll_up(compiled, scope)) if use_rollups else None
+        lookup = self.run_sql(sql, scope, entities=entities_read(self.model, compiled.plan),
+                              alternative=alternative)
+        if use_rollups and compiled.widened is not None and lookup.source in (Source.WAREHOUSE, Source.ROLLUP):
+            self.cache.store.add(self._index(scope), json.dumps(
+                [lookup.key, sorted(query.metrics), sorted(query.dimensions),
+                 query.where.text if query.where else None, query.timezone]))
+        table = Table.of(lookup.table)
         by_name = {c.name: (i, c) for i, c in enumerate(compiled.plan.columns)}
         wanted = [by_name[name] for name in (*query.dimensions, *query.metrics)]
         rows = tuple(tuple(row[i] for i, _ in wanted) for row in table.rows)
-        return Result(tuple(c for _, c in wanted), rows, compiled.sql, hit, key)
+        return Result(tuple(c for _, c in wanted), rows, compiled.sql, lookup.hit, lookup.key, lookup.source)
+
+    # -- roll-ups ------------------------------------------------------------------------------------------------
+
+    def _index(self, scope: str) -> str:
+        """The store set listing the results of this warehouse and scope that can serve roll-ups."""
+        assert self.warehouse is not None
+        return f"rollups:{result_key('', self.warehouse.identity, scope)}"
+
+    def _source(self, member: str) -> tuple[str, Plan] | None:
+        """An index member as (cache key, widened plan), or None when it no longer compiles (a changed model)."""
+        with self._lock:
+            if member in self._sources:
+                return self._sources[member]
+        try:
+            key, metrics, dimensions, where, timezone = json.loads(member)
+            query = SemanticQuery(tuple(metrics), tuple(dimensions), Filter.parse(where) if where else None,
+                                  timezone=timezone)
+            widened = self.compile(query).widened
+            found = (key, widened) if widened is not None else None
+        except (QueryError, CompileError, ValueError, TypeError):
+            found = None
+        with self._lock:
+            self._sources[member] = found
+        return found
+
+    def _roll_up(self, compiled: Compiled, scope: str) -> pa.Table | None:
+        """The answer computed from a finer cached result, or None when no cached result implies it."""
+        want = compiled.widened or compiled.plan
+        index = self._index(scope)
+        candidates = []
+        for member in self.cache.store.members(index):
+            source = self._source(member)
+            if source is None:
+                continue
+            plan_ = rollup.rollup_plan(self.model, want, source[1])
+            if plan_ is not None:
+                candidates.append((len(source[1].groups), member, source[0], plan_))
+        gone = []
+        for _, member, key, plan_ in sorted(candidates, key=lambda c: c[:2]):
+            table = self.cache.peek(key)
+            if table is None:
+                gone.append(member)
+                continue
+            self.cache.store.remove(index, gone)
+            return rollup.run(plan_, table)
+        self.cache.store.remove(index, gone)
+        return None
 
     def compile_features(self, request: FeatureRequest, dialect: str | None = None
                          ) -> tuple[str, tuple[OutputColumn, ...]]:
@@ -151,8 +223,8 @@ class Service:
         if request.at is None:
             request = replace(request, at=datetime.now(UTC).replace(microsecond=0, tzinfo=None))
         sql, columns = self.compile_features(request)
-        table, hit, key = self.run_sql(sql, scope)
-        return Result(columns, table.rows, sql, hit, key)
+        lookup = self.run_sql(sql, scope, entities=tuple(self.model.entities))  # features may read any entity
+        return Result(columns, Table.of(lookup.table).rows, sql, lookup.hit, lookup.key, lookup.source)
 
     @overload
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
@@ -180,3 +252,10 @@ class Service:
         answer = self.run_arrow(sql, scope, {table_name: checked.rows})
         table = assemble(checked, answer, columns)
         return to_pandas(table) if pandas else table
+
+
+def entities_read(model: Model, the_plan: Plan) -> tuple[str, ...]:
+    """Every entity whose rows a plan reads: each aggregating entity and each entity it joins."""
+    names = {agg.entity for agg in the_plan.aggregates}
+    names |= {join.entity for agg in the_plan.aggregates for join in agg.joins}
+    return tuple(sorted(name for name in names if name in model.entities))

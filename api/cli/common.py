@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 
 import click
 
+from semantic.cache import ResultCache
 from semantic.errors import SemanticError, WarehouseError
 from semantic.execute import SqlWarehouse
 from semantic.loader import load
 from semantic.model import Model
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Service
+from semantic.store import open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +49,10 @@ def warehouse_url(model: Model, override: str | None) -> str | None:
     return override or os.environ.get("SEMANTIC_WAREHOUSE_URL") or model.warehouse
 
 
+def cache_url(override: str | None = None) -> str | None:
+    return override or os.environ.get("SEMANTIC_CACHE_URL") or None
+
+
 def open_warehouse(model: Model, override: str | None) -> SqlWarehouse:
     """The model's warehouse, read-only; the example's DuckDB file is built on first use."""
     url = warehouse_url(model, override)
@@ -63,8 +69,9 @@ def open_warehouse(model: Model, override: str | None) -> SqlWarehouse:
     return SqlWarehouse(url, read_only=True, timeout=timeout)  # serving only reads
 
 
-def open_service(model: Model, override: str | None) -> Service:
-    return Service(model, open_warehouse(model, override))
+def open_service(model: Model, override: str | None, cache: str | None = None) -> Service:
+    """The model's warehouse and the result cache (`cache`, else SEMANTIC_CACHE_URL, else in-process)."""
+    return Service(model, open_warehouse(model, override), ResultCache(open_store(cache_url(cache))))
 
 
 def query_options(fn: F) -> F:
