@@ -219,7 +219,10 @@ def rollup_plan(model: Model, want: Plan, have: Plan) -> Plan | None:
                             expression=exp.Nullif(this=count, expression=exp.Literal.number(0)))
             measures += [(alias, value), (names[0], total.copy()), (names[1], count.copy())]
         else:
-            measures.append((alias, _REAGGREGATE[metric.agg or "sum"](this=exp.column(ident(names[0])))))
+            value = _REAGGREGATE[metric.agg or "sum"](this=exp.column(ident(names[0])))
+            if metric.agg == "count" and not groups:  # one group, the whole input: a count of nothing is 0
+                value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+            measures.append((alias, value))
     aggregate = Aggregate(ROLLED.name, (), tuple(groups), tuple(measures), exp.and_(*residual) if residual else None)
     return replace(want, aggregates=(aggregate,), fill=None)
 
