@@ -3,6 +3,10 @@
 
 Middleware order, outermost first: none yet; the GraphQL handler maps every error to a GraphQL error with a code.
 The warehouse closes with `lifespan`, which also keeps the feature snapshots fresh in the background.
+
+Every route but /healthz first authenticates the request (`api/auth.py`) into an `Access` context, or answers 401
+and runs nothing. GraphQL is served from a schema per distinct view shape (the members a reader's roles may see),
+built on first use and kept in a bounded cache, so hidden members are absent from introspection.
 """
 
 from __future__ import annotations
@@ -14,15 +18,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
+from cachetools import LRUCache
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from api.features import SCOPE_HEADER, lookup, refresh, training
+from api.auth import Authenticator, Unauthenticated
+from api.features import lookup, refresh, training
 from api.schema import build_schema
+from semantic.access import Access
 from semantic.errors import SemanticError
 from semantic.online import OnlineStore
 from semantic.service import Service
@@ -30,22 +38,54 @@ from semantic.service import Service
 log = logging.getLogger("semantic.api")
 
 
+ACCESS = "semantic.access"  # the ASGI scope key holding the request's Access context
+
+
 class _GraphQL(GraphQL[dict[str, Any], None]):
-    def __init__(self, service: Service, online: OnlineStore) -> None:
-        super().__init__(build_schema(service.model), graphql_ide="graphiql", allow_queries_via_get=True)
+    def __init__(self, service: Service, online: OnlineStore, access: Access) -> None:
+        super().__init__(build_schema(service.view(access).model), graphql_ide="graphiql",
+                         allow_queries_via_get=True)
         self.service = service
         self.online = online
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> dict[str, Any]:
-        # The access scope keys the result cache, so one scope's rows are never served to another.
-        return {"service": self.service, "online": self.online, "scope": request.headers.get(SCOPE_HEADER, ""),
+        return {"service": self.service, "online": self.online, "access": request.scope[ACCESS],
                 "request": request}
 
 
-def create_app(service: Service, *, snapshot_max_age: float = 60.0) -> Starlette:
+def unauthenticated(error: Unauthenticated, graphql: bool = False) -> JSONResponse:
+    """401, as a GraphQL error on /graphql and as the feature routes' JSON error elsewhere."""
+    body: dict[str, Any] = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]} \
+        if graphql else {"error": {"code": error.code, "message": error.message}}
+    return JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
+
+
+class _Graphs:
+    """/graphql: authenticate, then hand the request to the GraphQL app of the reader's schema."""
+
+    def __init__(self, service: Service, online: OnlineStore, auth: Authenticator, maxsize: int = 32) -> None:
+        self.service, self.online, self.auth = service, online, auth
+        self.apps: LRUCache[str, _GraphQL] = LRUCache(maxsize=maxsize)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            access = self.auth.authenticate(Request(scope).headers)
+        except Unauthenticated as error:
+            await unauthenticated(error, graphql=True)(scope, receive, send)
+            return
+        shape = self.service.view(access).shape
+        app = self.apps.get(shape)
+        if app is None:
+            app = self.apps[shape] = _GraphQL(self.service, self.online, access)
+        scope[ACCESS] = access
+        await app(scope, receive, send)
+
+
+def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authenticator | None = None) -> Starlette:
     """An app serving one model on one warehouse; latest feature values come from snapshots at most
-    `snapshot_max_age` seconds old, rebuilt in the background."""
+    `snapshot_max_age` seconds old, rebuilt in the background. `auth` checks credentials (default: anonymous)."""
     online = OnlineStore(service, max_age=snapshot_max_age)
+    auth = auth if auth is not None else Authenticator()
 
     async def healthz(request: Request) -> JSONResponse:
         if service.warehouse is None:
@@ -55,6 +95,8 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0) -> Starlette
             await anyio.to_thread.run_sync(lambda: warehouse.run("SELECT 1"))
         except SemanticError as error:
             return JSONResponse({"status": "unavailable", "error": error.message}, status_code=503)
+        if auth.configured:  # open to probes without credentials, so it says nothing about the model
+            return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "model": service.model.name})
 
     @asynccontextmanager
@@ -67,15 +109,27 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0) -> Starlette
             service.warehouse.close()
 
     async def training_route(request: Request) -> Response:
-        return await training(service, request)
+        try:
+            access = auth.authenticate(request.headers)
+        except Unauthenticated as error:
+            return unauthenticated(error)
+        return await training(service, request, access)
 
     async def lookup_route(request: Request) -> Response:
-        return await lookup(online, request)
+        try:
+            access = auth.authenticate(request.headers)
+        except Unauthenticated as error:
+            return unauthenticated(error)
+        return await lookup(online, request, access)
 
     async def refresh_route(request: Request) -> Response:
-        return await refresh(online, request)
+        try:
+            access = auth.authenticate(request.headers)
+        except Unauthenticated as error:
+            return unauthenticated(error)
+        return await refresh(online, request, access)
 
-    graphql = _GraphQL(service, online)
+    graphql = _Graphs(service, online, auth)
     return Starlette(
         routes=[Route("/graphql", graphql, methods=["GET", "POST"]), Route("/healthz", healthz),
                 Route("/features/{entity}", lookup_route, methods=["GET"]),
@@ -89,8 +143,9 @@ async def _keep_fresh(online: OnlineStore) -> None:
     """Rebuild every snapshot in use before it goes stale, so lookups of the latest values never wait for one."""
     while True:
         await anyio.sleep(max(online.max_age * 0.8, 1.0))
-        for entity, names, scope in online.slots():
+        for entity, names, access in online.slots():
             try:
-                await anyio.to_thread.run_sync(functools.partial(online.snapshot, entity, names, scope, refresh=True))
+                await anyio.to_thread.run_sync(functools.partial(online.snapshot, entity, names, access,
+                                                                 refresh=True))
             except Exception:
                 log.exception("refreshing the %s snapshot failed", entity)

@@ -14,13 +14,13 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from semantic.access import Access
 from semantic.errors import SemanticError, WarehouseError
 from semantic.features.request import FeatureRequest, feature_names, keys_from_text
 from semantic.features.training import format_of, ipc_stream, read_spine
 from semantic.online import OnlineStore
 from semantic.service import Service
 
-SCOPE_HEADER = "x-semantic-scope"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 log = logging.getLogger("semantic.api")
 
@@ -29,7 +29,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def training(service: Service, request: Request) -> Response:
+async def training(service: Service, request: Request, access: Access) -> Response:
     """POST a spine (Arrow IPC stream, Parquet or CSV, by content type); get the training set as an Arrow IPC
     stream. Query parameters: `feature` (repeatable; default all), `time_column` (default event_timestamp).
 
@@ -40,14 +40,14 @@ async def training(service: Service, request: Request) -> Response:
     try:
         fmt = format_of(request.headers.get("content-type", ""), "the body")
         body = await request.body()
-        spine = read_spine(body, fmt, service.model, entity)
+        spine = read_spine(body, fmt, service.view(access).model, entity)
     except SemanticError as error:
         return _error(400, error.code, error.message)
     names = request.query_params.getlist("feature") or None
     time_column = request.query_params.get("time_column", "event_timestamp")
     try:
         table = await anyio.to_thread.run_sync(
-            lambda: service.training_set(entity, spine, names, time_column=time_column))
+            lambda: service.training_set(entity, spine, names, time_column=time_column, access=access))
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:
@@ -64,7 +64,7 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
-async def lookup(online: OnlineStore, request: Request) -> Response:
+async def lookup(online: OnlineStore, request: Request, access: Access) -> Response:
     """`GET /features/customer?key=1&key=2[&feature=NAME...][&at=ISO time]`: one row per key, in order, as
     `{"at", "columns", "rows"}`. Without `at`, the latest values (from a snapshot; `at` says as of when)."""
     entity = request.path_params["entity"]
@@ -74,13 +74,12 @@ async def lookup(online: OnlineStore, request: Request) -> Response:
     except ValueError:
         return _error(400, "BAD_QUERY", f"at={params['at']!r} is not an ISO 8601 date or date-time")
     try:
-        keys = keys_from_text(online.service.model, entity, params.getlist("key"))
-        feature_request = FeatureRequest.create(online.service.model, entity, keys,
-                                                params.getlist("feature") or None, at)
-        scope = request.headers.get(SCOPE_HEADER, "")
-        result = online.from_memory(feature_request, scope)
+        model = online.service.view(access).model  # a feature hidden from this reader does not exist
+        keys = keys_from_text(model, entity, params.getlist("key"))
+        feature_request = FeatureRequest.create(model, entity, keys, params.getlist("feature") or None, at)
+        result = online.from_memory(feature_request, access)
         if result is None:  # not all in memory: the lookup may query the warehouse, so off the event loop
-            result = await anyio.to_thread.run_sync(lambda: online.lookup(feature_request, scope))
+            result = await anyio.to_thread.run_sync(lambda: online.lookup(feature_request, access))
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:
@@ -93,13 +92,13 @@ async def lookup(online: OnlineStore, request: Request) -> Response:
                          "rows": [[_json(v) for v in row] for row in result.rows]})
 
 
-async def refresh(online: OnlineStore, request: Request) -> Response:
+async def refresh(online: OnlineStore, request: Request, access: Access) -> Response:
     """`POST /features/customer/refresh[?feature=NAME...]`: rebuild the snapshot of the latest values now."""
     entity = request.path_params["entity"]
     try:
-        _, names = feature_names(online.service.model, entity, request.query_params.getlist("feature") or None)
-        snapshot = await anyio.to_thread.run_sync(lambda: online.snapshot(
-            entity, names, request.headers.get(SCOPE_HEADER, ""), refresh=True))
+        _, names = feature_names(online.service.view(access).model, entity,
+                                 request.query_params.getlist("feature") or None)
+        snapshot = await anyio.to_thread.run_sync(lambda: online.snapshot(entity, names, access, refresh=True))
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:

@@ -27,6 +27,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import ErrorCodes
 from api.names import camel, pascal
+from semantic.access import ANONYMOUS, Access
 from semantic.errors import QueryError, SemanticError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
@@ -226,15 +227,17 @@ def _online(info: strawberry.Info) -> OnlineStore:
 
 async def _lookup(info: strawberry.Info, request: FeatureRequest) -> Result:
     """From memory at once when it can be; otherwise in a worker thread (it runs SQL)."""
-    online, scope = _online(info), _scope(info)
-    found = online.from_memory(request, scope)
+    online, access = _online(info), _access(info)
+    found = online.from_memory(request, access)
     if found is not None:
         return found
-    return await anyio.to_thread.run_sync(lambda: online.lookup(request, scope))
+    return await anyio.to_thread.run_sync(lambda: online.lookup(request, access))
 
 
-def _scope(info: strawberry.Info) -> str:
-    return str(info.context.get("scope", ""))
+def _access(info: strawberry.Info) -> Access:
+    """Who asks (set by the app after authentication); anonymous when a caller set none."""
+    access = info.context.get("access", ANONYMOUS)
+    return access if isinstance(access, Access) else ANONYMOUS
 
 
 class SchemaConverter:
@@ -379,7 +382,7 @@ class SchemaConverter:
                   where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
                   offset: int | None = None, timezone: str | None = None, fill: str | None = None) -> Any:
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
-            return await anyio.to_thread.run_sync(lambda: result_type(_service(info).query(q, _scope(info))))
+            return await anyio.to_thread.run_sync(lambda: result_type(_service(info).query(q, _access(info))))
 
         def compile_(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
                      where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
@@ -388,7 +391,7 @@ class SchemaConverter:
             if dialect is not None and dialect not in DIALECTS:
                 raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
-            return _service(info).compile(q, dialect).pretty()
+            return _service(info).compile(q, dialect, _access(info)).pretty()
 
         async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
                      at: datetime | None = None) -> Any:
@@ -430,7 +433,7 @@ class SchemaConverter:
                 order_by=tuple(converter.orders_of(entity, order_by or [], items)),
                 limit=limit, offset=offset, timezone=timezone,
             )
-            result = await anyio.to_thread.run_sync(lambda: _service(info).query(q, _scope(info)))
+            result = await anyio.to_thread.run_sync(lambda: _service(info).query(q, _access(info)))
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
             return _shape(result, items)

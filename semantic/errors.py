@@ -70,6 +70,12 @@ class UnknownFieldError(QueryError):
     code = "UNKNOWN_FIELD"
 
 
+class ForbiddenError(QueryError):
+    """The reader's roles or attributes do not allow what was asked; nothing ran."""
+
+    code = "FORBIDDEN"
+
+
 class FanoutError(QueryError):
     """Answering would aggregate a metric across a one-to-many join and double count."""
 

@@ -13,7 +13,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from semantic.errors import Issue, ModelError, did_you_mean
+from semantic.errors import Issue, ModelError, QueryError, did_you_mean
 from semantic.model import (
     AGGREGATIONS,
     DIMENSION_TYPES,
@@ -24,6 +24,7 @@ from semantic.model import (
     Metric,
     Model,
     Period,
+    Policy,
     Relationship,
     Where,
 )
@@ -170,7 +171,7 @@ class _Reader:
 
     def entity(self, node: Any) -> Entity | None:
         allowed = ("name", "table", "sql", "key", "time", "created", "description", "dimensions", "metrics",
-                   "relationships", "features")
+                   "relationships", "features", "policies")
         if not self.keys(node, allowed, "entity"):
             return None
         name = self.name(node, "an entity")
@@ -234,7 +235,31 @@ class _Reader:
             relationships=relationships,
             features=features,
             where=self.where(node),
+            policies=tuple(p for p in (self.policy(child, name) for child in self.list(node, "policies")) if p),
         )
+
+    def policy(self, node: Any, entity: str) -> Policy | None:
+        """`{roles: [...], rows: "<filter with {{ user.x }}>", hide: [...]}`; names are checked in `access.py`."""
+        from semantic.access import parse_rows
+
+        if not self.keys(node, ("roles", "rows", "hide", "description"), f"a policy of {entity!r}"):
+            return None
+        roles, hide = node.get("roles"), node.get("hide", [])
+        if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and r for r in roles):
+            self.issue(node, f"a policy of {entity!r} needs `roles`: a list of role names, or [\"*\"] for every "
+                             f"role (anonymous included), got {roles!r}")
+            return None
+        if not isinstance(hide, list) or not all(isinstance(h, str) for h in hide):
+            self.issue(node, f"a policy of {entity!r}: `hide` must be a list of member names, got {hide!r}")
+            hide = []
+        rows = None
+        if node.get("rows") is not None:
+            try:
+                rows = parse_rows(node["rows"])
+            except QueryError as error:
+                self.issue(node, f"a policy of {entity!r}: rows: {error.message}")
+                return None
+        return Policy(tuple(roles), rows, tuple(hide), self.where(node))
 
     def list(self, node: dict[str, Any], key: str) -> list[Any]:
         value = node.get(key) or []
@@ -476,6 +501,10 @@ def read(path: str | Path) -> tuple[Model, list[Issue]]:
     )
     issues += reader.issues
     issues += validate(model)
+    if not issues:  # policy filters are planned, which needs an otherwise valid model
+        from semantic.access import check_policies
+
+        issues += check_policies(model)
     return model, sorted(issues, key=lambda i: (i.file, i.line))
 
 

@@ -117,6 +117,18 @@ class Feature:
 
 
 @dataclass(frozen=True, eq=False)
+class Policy:
+    """Who may read an entity: `roles` ("*" for every role, anonymous included), the rows they see (`rows`, the
+    filter language; columns of the table `__user__` stand for the reader's attributes, see `access.py`; None: every
+    row) and the members hidden from them."""
+
+    roles: tuple[str, ...]
+    rows: exp.Expr | None = None
+    hide: tuple[str, ...] = ()
+    where: Where = field(default_factory=Where)
+
+
+@dataclass(frozen=True, eq=False)
 class Entity:
     name: str
     key: tuple[str, ...]
@@ -130,6 +142,11 @@ class Entity:
     relationships: tuple[Relationship, ...] = ()
     features: dict[str, Feature] = field(default_factory=dict)
     where: Where = field(default_factory=Where)
+    policies: tuple[Policy, ...] = ()
+    # Set only in a reader's view of the model (`access.py`): the rows this reader may see (a SELECT), or why they
+    # may not read the entity at all. `sql.joins.source_of` honours both, so every read goes through them.
+    rows: exp.Expr | None = None
+    forbidden: str | None = None
 
     def relationship_to(self, entity: str) -> Relationship | None:
         return next((r for r in self.relationships if r.entity == entity), None)

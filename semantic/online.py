@@ -5,22 +5,28 @@ The store sits above the service (it is given one, and `api/` holds it): every v
 
 Two ways a lookup is answered, one rule for both (the value for (key, t) is the training-set value for (key, t)):
 - as of an explicit time `at`: per key from the shared result cache, keyed by (entity, features, at, key,
-  warehouse, scope); the keys a batch misses are computed together in one statement, so overlapping batches reuse
-  each other's entries;
+  warehouse, the reader's view); the keys a batch misses are computed together in one statement, so overlapping
+  batches reuse each other's entries;
 - as of "now" (no `at`): from a snapshot of every key of the entity as of the snapshot's time, materialized as a
   training set (one spine of all keys) and refreshed when older than `max_age` seconds or on demand.
+
+Per-reader state is bounded: snapshots are kept per (entity, features, view fingerprint), so readers whose policies
+resolve alike share one; at most `max_snapshots` are kept (least recently used evicted), and one not read for
+`idle` seconds is no longer refreshed and is dropped.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
+from semantic.access import TRUSTED, Access
 from semantic.cache import MemoCache, Source, result_key
 from semantic.features.build import feature_type
 from semantic.features.request import FeatureRequest
@@ -35,42 +41,56 @@ class Snapshot:
     rows: dict[tuple[Any, ...], tuple[Any, ...]]  # key -> feature values
     built: float  # monotonic seconds
     seconds: float  # how long it took to build
+    access: Access  # one reader of the view it was built for: the background refresh reads as them
+
+
+Slot = tuple[str, tuple[str, ...], str]  # entity, features, view fingerprint
 
 
 class OnlineStore:
     """Feature lookups for one service: per-key cache for explicit times, snapshots for the latest values."""
 
     def __init__(self, service: Service, *, max_age: float = 60.0, maxsize: int = 200_000, ttl: float = 300.0,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Any = time.monotonic, max_snapshots: int = 16, idle: float | None = None) -> None:
         self.service = service
         self.max_age = max_age
+        self.max_snapshots = max_snapshots
+        self.idle = idle if idle is not None else max(5 * max_age, 60.0)
         self.rows: MemoCache[tuple[Any, ...]] = MemoCache(maxsize=maxsize, ttl=ttl)
-        self._snapshots: dict[tuple[str, tuple[str, ...], str], Snapshot] = {}
+        self._snapshots: OrderedDict[Slot, Snapshot] = OrderedDict()
+        self._used: dict[Slot, float] = {}  # when each snapshot was last read
         self._building = threading.Lock()
+        self._state = threading.Lock()  # guards the two dicts; never held while building
         self._columns: dict[tuple[str, tuple[str, ...]], tuple[OutputColumn, ...]] = {}
         self._clock = clock
 
-    def slots(self) -> list[tuple[str, tuple[str, ...], str]]:
-        """The (entity, features, scope) of every snapshot built so far."""
-        return list(self._snapshots)
+    def slots(self) -> list[tuple[str, tuple[str, ...], Access]]:
+        """The (entity, features, reader) of every snapshot worth keeping fresh; those idle too long are dropped."""
+        now = self._clock()
+        with self._state:
+            for slot in [s for s, used in self._used.items() if now - used > self.idle]:
+                self._snapshots.pop(slot, None)
+                del self._used[slot]
+            return [(entity, names, snapshot.access) for (entity, names, _), snapshot in self._snapshots.items()]
 
-    def lookup(self, request: FeatureRequest, scope: str = "") -> Result:
+    def lookup(self, request: FeatureRequest, access: Access = TRUSTED) -> Result:
         """One row per requested key, in request order: the key columns, then the features."""
         if request.at is None:
-            return self._from_snapshot(request, scope)
-        return self._from_cache(request, scope)
+            return self._from_snapshot(request, access)
+        return self._from_cache(request, access)
 
-    def from_memory(self, request: FeatureRequest, scope: str = "") -> Result | None:
+    def from_memory(self, request: FeatureRequest, access: Access = TRUSTED) -> Result | None:
         """The answer when memory holds all of it (a fresh snapshot, or every key cached), else None: callers on
         an event loop answer these at once and send only the rest to a worker thread."""
+        fingerprint = self.service.view(access).fingerprint
         if request.at is None:
-            current = self._snapshots.get((request.entity, request.names, scope))
+            current = self._snapshots.get((request.entity, request.names, fingerprint))
             if current is None or self._clock() - current.built >= self.max_age:
                 return None
-            return self._from_snapshot(request, scope)
+            return self._from_snapshot(request, access)
         found = {}
         for key in dict.fromkeys(request.keys):
-            value = self.rows.peek(self._key(request, key, scope))
+            value = self.rows.peek(self._key(request, key, fingerprint))
             if value is None:
                 return None
             found[key] = value
@@ -91,11 +111,13 @@ class OnlineStore:
     # -- as of an explicit time: per key -------------------------------------------------------------------------
 
     def _key(self, request: FeatureRequest, key: tuple[Any, ...], scope: str) -> str:
+        """A per-key entry, within the reader's view (`scope`: its fingerprint)."""
         warehouse = self.service.warehouse.identity if self.service.warehouse is not None else ""
         text = f"features|{request.entity}|{','.join(request.names)}|{request.at}|{key!r}"
         return result_key(text, warehouse, scope)
 
-    def _from_cache(self, request: FeatureRequest, scope: str) -> Result:
+    def _from_cache(self, request: FeatureRequest, access: Access) -> Result:
+        scope = self.service.view(access).fingerprint
         wanted = list(dict.fromkeys(request.keys))
         found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         missing = []
@@ -108,7 +130,7 @@ class OnlineStore:
         sql = ""
         if missing:
             batch = FeatureRequest(request.entity, tuple(missing), request.names, request.at)
-            computed = self.service.features(batch, scope)
+            computed = self.service.features(batch, access)
             sql = computed.sql
             width = len(self.service.model.entities[request.entity].key)
             for key, row in zip(missing, computed.rows, strict=True):
@@ -120,35 +142,51 @@ class OnlineStore:
 
     # -- latest: snapshots ---------------------------------------------------------------------------------------
 
-    def snapshot(self, entity: str, names: tuple[str, ...], scope: str = "", *, refresh: bool = False) -> Snapshot:
-        """The entity's snapshot for these features, built now if missing, stale or `refresh` is set."""
-        slot = (entity, names, scope)
-        current = self._snapshots.get(slot)
-        if not refresh and current is not None and self._clock() - current.built < self.max_age:
+    def snapshot(self, entity: str, names: tuple[str, ...], access: Access = TRUSTED, *,
+                 refresh: bool = False) -> Snapshot:
+        """The entity's snapshot for these features as `access` may read them, built now if missing, stale or
+        `refresh` is set; shared by every reader of the same view."""
+        slot = (entity, names, self.service.view(access).fingerprint)
+        current = self._fresh(slot, refresh)
+        if current is not None:
             return current
         with self._building:  # one build at a time; a caller that waited finds the fresh one
-            current = self._snapshots.get(slot)
-            if not refresh and current is not None and self._clock() - current.built < self.max_age:
+            current = self._fresh(slot, refresh)
+            if current is not None:
                 return current
-            self._snapshots[slot] = self._build(entity, names, scope)
-            return self._snapshots[slot]
+            built = self._build(entity, names, access)
+            with self._state:
+                self._snapshots[slot] = built
+                self._snapshots.move_to_end(slot)
+                self._used[slot] = self._clock()
+                while len(self._snapshots) > self.max_snapshots:
+                    oldest, _ = self._snapshots.popitem(last=False)
+                    self._used.pop(oldest, None)
+            return built
 
-    def _build(self, entity: str, names: tuple[str, ...], scope: str) -> Snapshot:
+    def _fresh(self, slot: Slot, refresh: bool) -> Snapshot | None:
+        current = self._snapshots.get(slot)
+        if refresh or current is None or self._clock() - current.built >= self.max_age:
+            return None
+        self._used[slot] = self._clock()
+        return current
+
+    def _build(self, entity: str, names: tuple[str, ...], access: Access) -> Snapshot:
         model = self.service.model
         started = self._clock()
         at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
         found = model.entities[entity]
-        keys = self.service.keys(entity, scope)
+        keys = self.service.keys(entity, access)
         spine = keys.append_column("event_timestamp", pa.array([at] * keys.num_rows, pa.timestamp("us")))
-        table = self.service.training_set(entity, spine, names, scope=scope)
+        table = self.service.training_set(entity, spine, names, access=access)
         key_columns = [table.column(c).to_pylist() for c in found.key]
         values = [table.column(n).to_pylist() for n in names]
         rows = {tuple(k): tuple(v) for k, v in zip(zip(*key_columns, strict=True), zip(*values, strict=True),
                                                    strict=True)}
-        return Snapshot(at, names, rows, self._clock(), self._clock() - started)
+        return Snapshot(at, names, rows, self._clock(), self._clock() - started, access)
 
-    def _from_snapshot(self, request: FeatureRequest, scope: str) -> Result:
-        snapshot = self.snapshot(request.entity, request.names, scope)
+    def _from_snapshot(self, request: FeatureRequest, access: Access) -> Result:
+        snapshot = self.snapshot(request.entity, request.names, access)
         unknown = (None,) * len(request.names)
         rows = tuple((*key, *snapshot.rows.get(key, unknown)) for key in request.keys)
         return Result(self.columns(request), rows, "", True, f"snapshot as of {snapshot.at.isoformat()}",

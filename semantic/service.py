@@ -21,12 +21,13 @@ import pyarrow as pa
 from cachetools import LRUCache
 from sqlglot import exp
 
+from semantic.access import TRUSTED, Access, View, Views
 from semantic import rollup
 from semantic.cache import Lookup, ResultCache, Source, result_key
 from semantic.errors import CompileError, QueryError
 from semantic.execute import Table, Warehouse
 from semantic.features.build import build_features
-from semantic.features.request import FeatureRequest
+from semantic.features.request import FeatureRequest, feature_names
 from semantic.features.training import Spine, assemble, build_training, to_pandas
 from semantic.model import Model
 from semantic.plan.planner import OutputColumn, Plan, plan
@@ -81,7 +82,8 @@ class Service:
         self.warehouse = warehouse
         self.cache = cache if cache is not None else ResultCache()
         self.rollups = rollups  # answer from finer cached results where exact; off: exact matches only
-        self._plans: LRUCache[tuple[SemanticQuery, str], Compiled] = LRUCache(maxsize=plan_cache_size)
+        self.views = Views(model)
+        self._plans: LRUCache[tuple[SemanticQuery, str, str], Compiled] = LRUCache(maxsize=plan_cache_size)
         self._sources: LRUCache[str, tuple[str, Plan] | None] = LRUCache(maxsize=4096)  # index member -> plan
         self._lock = threading.Lock()
 
@@ -89,23 +91,29 @@ class Service:
     def dialect(self) -> str:
         return self.warehouse.dialect if self.warehouse is not None else self.model.dialect
 
-    def compile(self, query: SemanticQuery, dialect: str | None = None) -> Compiled:
-        """Plan and render a query; repeated shapes come from the plan cache."""
+    def view(self, access: Access) -> View:
+        """The model as this reader may see it under its policies (the model itself when none applies)."""
+        return self.views.of(access)
+
+    def compile(self, query: SemanticQuery, dialect: str | None = None, access: Access = TRUSTED) -> Compiled:
+        """Plan and render a query as `access` may read it; repeated shapes come from the plan cache, shared by
+        readers whose policies resolve alike."""
         dialect = dialect or self.dialect
         if dialect not in DIALECTS:
             raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+        view = self.view(access)
         canonical = query.canonical()
-        key = (canonical, dialect)
+        key = (canonical, dialect, view.fingerprint)
         with self._lock:
             found = self._plans.get(key)
         if found is not None:
             return found
-        the_plan = plan(self.model, canonical)
-        tree = build(the_plan, self.model)
+        the_plan = plan(view.model, canonical)
+        tree = build(the_plan, view.model)
         compiled = Compiled(the_plan, tree, dialect, self._render(tree, dialect, "this query"))
-        widened = rollup.widen(self.model, the_plan)
-        if widened is not None:
-            widened_sql = self._render(build(widened, self.model), dialect, "this query")
+        widened = rollup.widen(view.model, the_plan)
+        if widened is not None:  # over the reader's view too: its rows are theirs only
+            widened_sql = self._render(build(widened, view.model), dialect, "this query")
             compiled = replace(compiled, widened=widened, widened_sql=widened_sql)
         with self._lock:
             self._plans[key] = compiled
@@ -128,7 +136,8 @@ class Service:
     def run_sql(self, sql: str, scope: str = "", *, entities: Sequence[str] = (),
                 alternative: Callable[[], pa.Table | None] | None = None) -> Lookup:
         """Run canonical SQL through the shared result cache, filed under the entities it reads; `alternative`
-        may answer a miss without the warehouse (a roll-up)."""
+        may answer a miss without the warehouse (a roll-up). `scope` is a view's fingerprint: readers of different
+        views never share an entry, nor learn from `hit` what the other asked."""
         warehouse = self._warehouse()
         return self.cache.get_or_run(result_key(sql, warehouse.identity, scope), lambda: warehouse.arrow(sql),
                                      entities=entities, alternative=alternative)
@@ -140,8 +149,9 @@ class Service:
         key = result_key(sql, f"{warehouse.identity} (arrow)", scope)  # never a key run_sql keeps a Table under
         return self.cache.get_or_run(key, lambda: warehouse.arrow_with(sql, tables or {}), store=False).table
 
-    def query(self, query: SemanticQuery, scope: str = "") -> Result:
-        compiled = self.compile(query)
+    def query(self, query: SemanticQuery, access: Access = TRUSTED) -> Result:
+        compiled = self.compile(query, access=access)
+        scope = self.view(access).fingerprint
         use_rollups = self.rollups and self.cache.enabled
         sql = compiled.run_sql if use_rollups else compiled.sql
         alternative = (lambda: self._roll_up(compiled, scope)) if use_rollups else None
@@ -204,39 +214,43 @@ class Service:
         self.cache.store.remove(index, gone)
         return None
 
-    def compile_features(self, request: FeatureRequest, dialect: str | None = None
+    def compile_features(self, request: FeatureRequest, dialect: str | None = None, access: Access = TRUSTED
                          ) -> tuple[str, tuple[OutputColumn, ...]]:
-        """The SQL of a feature request and its output columns."""
-        tree, columns = build_features(self.model, request)
+        """The SQL of a feature request as `access` may read it, and its output columns."""
+        model = self.view(access).model
+        feature_names(model, request.entity, request.names)  # a hidden feature does not exist for this reader
+        tree, columns = build_features(model, request)
         return self._render(tree, dialect or self.dialect, "this feature request"), columns
 
-    def keys(self, entity: str, scope: str = "") -> pa.Table:
-        """Every key of the entity, as the warehouse holds them (the spine of a snapshot of the latest values)."""
-        found = self.model.entities[entity]
+    def keys(self, entity: str, access: Access = TRUSTED) -> pa.Table:
+        """Every key of the entity the reader may see, as the warehouse holds them (the spine of a snapshot of the
+        latest values)."""
+        view = self.view(access)
+        found = view.model.entities[entity]
         select = exp.select(*(exp.column(c, table=ident(found.name)) for c in found.key)).distinct()
         select = select.from_(aliased(found, found.name, self.model.dialect))
-        return self.run_arrow(self._render(select, self.dialect, f"the keys of {entity}"), scope)
+        return self.run_arrow(self._render(select, self.dialect, f"the keys of {entity}"), view.fingerprint)
 
-    def features(self, request: FeatureRequest, scope: str = "") -> Result:
+    def features(self, request: FeatureRequest, access: Access = TRUSTED) -> Result:
         """Feature values per requested key as of `request.at` (now when None), one row per key in request order.
-        This computes them; `features.online.OnlineStore` serves repeated lookups from memory."""
+        This computes them; `online.OnlineStore` serves repeated lookups from memory."""
         if request.at is None:
             request = replace(request, at=datetime.now(UTC).replace(microsecond=0, tzinfo=None))
-        sql, columns = self.compile_features(request)
-        lookup = self.run_sql(sql, scope, entities=tuple(self.model.entities))  # features may read any entity
+        sql, columns = self.compile_features(request, access=access)
+        lookup = self.run_sql(sql, self.view(access).fingerprint, entities=tuple(self.model.entities))  # features may read any entity
         return Result(columns, Table.of(lookup.table).rows, sql, lookup.hit, lookup.key, lookup.source)
 
     @overload
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
                      time_column: str = "event_timestamp", pandas: Literal[False] = False,
-                     scope: str = "") -> pa.Table: ...
+                     access: Access = TRUSTED) -> pa.Table: ...
 
     @overload
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
-                     time_column: str = "event_timestamp", pandas: Literal[True], scope: str = "") -> Any: ...
+                     time_column: str = "event_timestamp", pandas: Literal[True], access: Access = TRUSTED) -> Any: ...
 
     def training_set(self, entity: str, spine: Any, names: Sequence[str] | None = None, *,
-                     time_column: str = "event_timestamp", pandas: bool = False, scope: str = "") -> Any:
+                     time_column: str = "event_timestamp", pandas: bool = False, access: Access = TRUSTED) -> Any:
         """Feature values for each spine row as of its own time: the spine (a pyarrow Table or pandas DataFrame
         with the entity's key column(s) and `time_column`) with one typed column per feature appended, every row
         once, in input order. A pyarrow Table, or with `pandas=True` a DataFrame with nullable integer columns.
@@ -245,11 +259,12 @@ class Service:
         the result cache, so it passes the cache layer without being kept.
         """
         warehouse = self._warehouse()
-        checked = Spine.create(self.model, entity, spine, names, time_column)
+        view = self.view(access)
+        checked = Spine.create(view.model, entity, spine, names, time_column)
         table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
-        tree, columns = build_training(self.model, checked, table_name, warehouse.dialect)
+        tree, columns = build_training(view.model, checked, table_name, warehouse.dialect)
         sql = self._render(tree, warehouse.dialect, "this training set")
-        answer = self.run_arrow(sql, scope, {table_name: checked.rows})
+        answer = self.run_arrow(sql, view.fingerprint, {table_name: checked.rows})
         table = assemble(checked, answer, columns)
         return to_pandas(table) if pandas else table
 

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from semantic.access import Access
 from semantic.features.request import FeatureRequest
 from semantic.online import OnlineStore
 from semantic.service import Service
@@ -43,12 +44,13 @@ def test_overlapping_batches_reuse_each_others_keys(service: Service) -> None:
     assert second.rows == direct.rows and [c.name for c in second.columns] == [c.name for c in direct.columns]
 
 
-def test_times_and_scopes_do_not_share_entries(service: Service) -> None:
+def test_times_do_not_share_entries_and_equivalent_readers_do(service: Service) -> None:
     online = OnlineStore(service)
     online.lookup(request(service, [1, 2]))
     assert online.lookup(request(service, [1, 2], datetime(2024, 6, 15, 12, 0, 1))).cache_key == "0/2"
-    assert online.lookup(request(service, [1, 2]), scope="tenant-b").cache_key == "0/2"
-    assert online.lookup(request(service, [1, 2])).cache_key == "2/2"
+    # The example has no policies: every reader has the same view of it, so they share entries.
+    other = Access.from_claims({"sub": "b", "roles": ["analyst"]})
+    assert online.lookup(request(service, [1, 2]), other).cache_key == "2/2"
 
 
 @pytest.mark.parametrize("at", [datetime(2023, 3, 15, 12), AT, datetime(2024, 12, 31, 23, 59, 59)])

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from api.cli.common import exits, open_model, open_service
+from api.cli.identity import access_of, as_option
 from api.cli.output import render_result
+from semantic.access import Access
 from semantic.errors import QueryError
 from semantic.features.request import FeatureRequest, keys_from_text
 from semantic.features.training import format_of, read_spine, write_table
@@ -30,16 +32,18 @@ from semantic.features.training import format_of, read_spine, write_table
 @click.option("--feature", "names", multiple=True, help="A feature name (repeatable); default all.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
 @click.option("--warehouse", help="SQLAlchemy URL; overrides the model and SEMANTIC_WAREHOUSE_URL.")
+@as_option
 @exits
 def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | None, spine: Path | None,
-             out: Path | None, time_column: str, names: tuple[str, ...], fmt: str, warehouse: str | None) -> None:
+             out: Path | None, time_column: str, names: tuple[str, ...], fmt: str, warehouse: str | None,
+             as_claims: str | None) -> None:
     """Print feature values of --entity for each --key as of --at, or write a training set for --spine to --out."""
     if spine is not None:
         if keys or at is not None:
             raise QueryError("--spine gives the keys and their times; leave out --key and --at")
         if out is None:
             raise QueryError("--spine needs --out FILE (.parquet, .csv or .arrow) for the training set")
-        _training_set(model, entity, spine, out, time_column, names, warehouse)
+        _training_set(model, entity, spine, out, time_column, names, warehouse, access_of(as_claims))
         return
     if not keys:
         raise QueryError("give --key (repeatable) for an online lookup, or --spine FILE --out FILE for a training set")
@@ -52,15 +56,15 @@ def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | No
         except ValueError:
             raise QueryError(f"--at {at!r} is not an ISO 8601 date or date-time") from None
     request = FeatureRequest.create(loaded, entity, parsed, list(names) or None, when)
-    click.echo(render_result(open_service(loaded, warehouse).features(request), fmt))
+    click.echo(render_result(open_service(loaded, warehouse).features(request, access_of(as_claims)), fmt))
 
 
 def _training_set(model: str | None, entity: str, spine: Path, out: Path, time_column: str,
-                  names: tuple[str, ...], warehouse: str | None) -> None:
+                  names: tuple[str, ...], warehouse: str | None, access: Access) -> None:
     format_of(out.name, "the output")  # refuse an unknown output format before any work
     loaded = open_model(model)
     table = read_spine(spine, format_of(spine.name), loaded, entity)
     result = open_service(loaded, warehouse).training_set(entity, table, list(names) or None,
-                                                          time_column=time_column)
+                                                          time_column=time_column, access=access)
     write_table(result, out)
     click.echo(f"wrote {result.num_rows:,} rows x {result.num_columns} columns to {out}", err=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
 import uvicorn
 from starlette.applications import Starlette
 
+from api.auth import AuthConfigError, Authenticator
 from api.cli.common import exits, open_model, open_service
+from semantic.errors import Issue, ModelError
+
+log = logging.getLogger("semantic.api")
 
 
 @click.command()
@@ -21,21 +26,30 @@ from api.cli.common import exits, open_model, open_service
 @click.option("--cache", "cache", metavar="URL",
               help="Result store shared by processes, e.g. redis://127.0.0.1:6379/0 (default SEMANTIC_CACHE_URL, "
                    "else in-process memory).")
+@click.option("--allow-anonymous", is_flag=True,
+              help="With tokens or API keys configured, also serve requests without credentials (no roles).")
 @exits
-def serve(model: str | None, host: str, port: int, workers: int, warehouse: str | None, cache: str | None) -> None:
-    """Serve MODEL (default: the example shop, its data built on first use) at http://HOST:PORT/graphql."""
+def serve(model: str | None, host: str, port: int, workers: int, warehouse: str | None, cache: str | None,
+          allow_anonymous: bool) -> None:
+    """Serve MODEL (default: the example shop, its data built on first use) at http://HOST:PORT/graphql.
+
+    Credentials: SEMANTIC_JWT_SECRET (HS256) or SEMANTIC_JWT_PUBLIC_KEY (a PEM file, RS256), with
+    SEMANTIC_JWT_AUDIENCE / SEMANTIC_JWT_ISSUER checked when set; SEMANTIC_API_KEYS (a YAML file of key digests).
+    """
     from api.app import create_app  # imported here: the other commands need no web stack
 
+    auth = authenticator(allow_anonymous)
     service = open_service(open_model(model), warehouse, cache)
     identity = service.warehouse.identity if service.warehouse else "-"
     click.echo(f"serving {service.model.name} on {identity} at http://{host}:{port}/graphql", err=True)
     if workers == 1:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+        uvicorn.run(create_app(service, auth=auth), host=host, port=port, log_level="warning")
         return
     # Several processes: each opens the model, warehouse and cache itself.
     os.environ["SEMANTIC_MODEL"] = service.model.source
     if cache:
         os.environ["SEMANTIC_CACHE_URL"] = cache
+    os.environ["SEMANTIC_ALLOW_ANONYMOUS"] = "1" if allow_anonymous else ""
     if warehouse:
         os.environ["SEMANTIC_WAREHOUSE_URL"] = warehouse
     if service.warehouse is not None:
@@ -48,4 +62,19 @@ def app_from_env() -> Starlette:
     """The app of one worker process, from SEMANTIC_MODEL and SEMANTIC_WAREHOUSE_URL."""
     from api.app import create_app
 
-    return create_app(open_service(open_model(os.environ["SEMANTIC_MODEL"]), None))
+    auth = authenticator(bool(os.environ.get("SEMANTIC_ALLOW_ANONYMOUS")))
+    return create_app(open_service(open_model(os.environ["SEMANTIC_MODEL"]), None), auth=auth)
+
+
+def authenticator(allow_anonymous: bool) -> Authenticator:
+    """The credentials checked, from the environment; serving without any is allowed, with a warning."""
+    try:
+        auth = Authenticator.from_env(allow_anonymous=allow_anonymous)
+    except AuthConfigError as error:
+        raise ModelError([Issue(str(error), "environment")]) from None
+    if not auth.configured:
+        log.warning("no SEMANTIC_JWT_SECRET, SEMANTIC_JWT_PUBLIC_KEY or SEMANTIC_API_KEYS: every request is served "
+                    "anonymously (roles: none)")
+        click.echo("warning: no credentials configured (SEMANTIC_JWT_SECRET, SEMANTIC_JWT_PUBLIC_KEY or "
+                   "SEMANTIC_API_KEYS): serving every request anonymously", err=True)
+    return auth

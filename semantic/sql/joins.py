@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import sqlglot
 from sqlglot import exp
 
+from semantic.errors import ForbiddenError
 from semantic.model import Entity, Model
 from semantic.plan.scope import Join, ident
 
@@ -29,9 +30,16 @@ def source_of(entity: Entity, dialect: str, rows_filter: exp.Expr | None = None)
     'orders'
     >>> source_of(Entity("order", ("order_id",), table="orders"), "duckdb", sqlglot.parse_one("region = 'EU'")).sql()
     "(SELECT * FROM orders WHERE region = 'EU')"
+
+    In a reader's view of the model (`semantic.access`) the entity itself says what that reader may see: `rows`,
+    the SELECT of their rows (read instead of the table), or `forbidden`, raised before any SQL exists.
     """
-    if entity.table is not None:
-        rows: exp.Expr = exp.to_table(entity.table, dialect=dialect)
+    if entity.forbidden is not None:
+        raise ForbiddenError(entity.forbidden)
+    if entity.rows is not None:
+        rows: exp.Expr = exp.Subquery(this=entity.rows.copy())
+    elif entity.table is not None:
+        rows = exp.to_table(entity.table, dialect=dialect)
     else:
         rows = exp.Subquery(this=sqlglot.parse_one(entity.sql or "", read=dialect))
     if rows_filter is None:
