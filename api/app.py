@@ -130,13 +130,15 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
         return await refresh(online, request, access)
 
     graphql = _Graphs(service, online, auth)
-    return Starlette(
+    app = Starlette(
         routes=[Route("/graphql", graphql, methods=["GET", "POST"]), Route("/healthz", healthz),
                 Route("/features/{entity}", lookup_route, methods=["GET"]),
                 Route("/features/{entity}/refresh", refresh_route, methods=["POST"]),
                 Route("/features/{entity}/training", training_route, methods=["POST"])],
         lifespan=lifespan,
     )
+    app.state.online = online
+    return app
 
 
 async def _keep_fresh(online: OnlineStore) -> None:

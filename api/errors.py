@@ -19,7 +19,9 @@ def to_graphql(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None:  # a syntax or validation error of the GraphQL document itself
         extensions = dict(error.extensions or {})
-        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+        # A field the schema lacks (or hides from this reader: its schema has no such field) is an unknown name.
+        unknown = error.message.startswith("Cannot query field")
+        extensions.setdefault("code", "UNKNOWN_FIELD" if unknown else "GRAPHQL_VALIDATION_FAILED")
         return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                             extensions=extensions)
     if isinstance(original, SemanticError):

@@ -64,6 +64,10 @@ class OnlineStore:
         self._columns: dict[tuple[str, tuple[str, ...]], tuple[OutputColumn, ...]] = {}
         self._clock = clock
 
+    def __len__(self) -> int:
+        """How many snapshots are kept."""
+        return len(self._snapshots)
+
     def slots(self) -> list[tuple[str, tuple[str, ...], Access]]:
         """The (entity, features, reader) of every snapshot worth keeping fresh; those idle too long are dropped."""
         now = self._clock()
