@@ -21,8 +21,8 @@ import pyarrow as pa
 from cachetools import LRUCache
 from sqlglot import exp
 
-from semantic.access import TRUSTED, Access, View, Views
 from semantic import rollup
+from semantic.access import TRUSTED, Access, View, Views
 from semantic.cache import Lookup, ResultCache, Source, result_key
 from semantic.errors import CompileError, QueryError
 from semantic.execute import Table, Warehouse
@@ -237,7 +237,8 @@ class Service:
         if request.at is None:
             request = replace(request, at=datetime.now(UTC).replace(microsecond=0, tzinfo=None))
         sql, columns = self.compile_features(request, access=access)
-        lookup = self.run_sql(sql, self.view(access).fingerprint, entities=tuple(self.model.entities))  # features may read any entity
+        scope = self.view(access).fingerprint
+        lookup = self.run_sql(sql, scope, entities=tuple(self.model.entities))  # features may read any entity
         return Result(columns, Table.of(lookup.table).rows, sql, lookup.hit, lookup.key, lookup.source)
 
     @overload
