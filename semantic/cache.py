@@ -60,6 +60,7 @@ class Lookup:
     table: pa.Table
     source: Source
     key: str
+    version: float = 0.0  # tells apart entries stored under one key (their freshness deadline); 0: not stored
 
     @property
     def hit(self) -> bool:
@@ -115,14 +116,14 @@ class ResultCache:
         found = self._read(key)
         return found[0] if found is not None and not found[1] else None
 
-    def _read(self, key: str) -> tuple[pa.Table, bool] | None:
-        """(table, stale) when the store has an entry."""
+    def _read(self, key: str) -> tuple[pa.Table, bool, float] | None:
+        """(table, stale, version) when the store has an entry."""
         data = self.store.get(key)
         entry = decode(data) if data is not None else None
         if entry is None:
             return None
         table, fresh_until = entry
-        return table, self._clock() >= fresh_until
+        return table, self._clock() >= fresh_until, fresh_until
 
     def get_or_run(self, key: str, compute: Callable[[], pa.Table], *, ttl: float | None = None,
                    entities: Iterable[str] = (), alternative: Callable[[], pa.Table | None] | None = None,
@@ -137,14 +138,14 @@ class ResultCache:
         entities = tuple(entities)
         found = self._read(key) if store else None
         if found is not None:
-            table, stale = found
+            table, stale, version = found
             if not stale:
                 CACHE_HITS.labels("exact").inc()
-                return Lookup(table, Source.EXACT, key)
+                return Lookup(table, Source.EXACT, key, version)
             if self.stale > 0:  # only entries within the stale window are still in the store
                 self._revalidate(key, compute, ttl, entities)
                 CACHE_HITS.labels("exact").inc()
-                return Lookup(table, Source.EXACT, key)
+                return Lookup(table, Source.EXACT, key, version)
         with self._lock:
             pending = self._inflight.get(key)
             owner = pending is None
@@ -153,7 +154,8 @@ class ResultCache:
         if not owner:
             CACHE_HITS.labels("inflight").inc()
             CACHE_INFLIGHT_JOINS.inc()
-            return Lookup(pending.result().table, Source.INFLIGHT, key)
+            joined = pending.result()
+            return Lookup(joined.table, Source.INFLIGHT, key, joined.version)
         try:
             if store:
                 lookup = self._compute(key, compute, ttl, entities, alternative)
@@ -179,8 +181,8 @@ class ResultCache:
             if rolled is not None:
                 CACHE_HITS.labels("rollup").inc()
                 CACHE_ROLLUP_HITS.inc()
-                self.put(key, rolled, ttl=ttl, entities=entities)
-                return Lookup(rolled, Source.ROLLUP, key)
+                version = self.put(key, rolled, ttl=ttl, entities=entities)
+                return Lookup(rolled, Source.ROLLUP, key, version)
         while True:
             token = self.store.lease(key, self.lease)
             if token is not None:
@@ -197,11 +199,11 @@ class ResultCache:
             if found is not None and not found[1]:
                 CACHE_HITS.labels("inflight").inc()
                 CACHE_INFLIGHT_JOINS.inc()
-                return Lookup(found[0], Source.INFLIGHT, key)
+                return Lookup(found[0], Source.INFLIGHT, key, found[2])
             CACHE_MISSES.inc()
             table = compute()
-            self.put(key, table, ttl=ttl, entities=entities)
-            return Lookup(table, Source.WAREHOUSE, key)
+            version = self.put(key, table, ttl=ttl, entities=entities)
+            return Lookup(table, Source.WAREHOUSE, key, version)
         finally:
             self._unhold(key, token)
 
@@ -272,12 +274,15 @@ class ResultCache:
 
     # -- writing -------------------------------------------------------------------------------------------------
 
-    def put(self, key: str, table: pa.Table, *, ttl: float | None = None, entities: Iterable[str] = ()) -> None:
-        """Keep `table` fresh for `ttl` seconds (default the cache's), filed under each entity it read."""
+    def put(self, key: str, table: pa.Table, *, ttl: float | None = None, entities: Iterable[str] = ()) -> float:
+        """Keep `table` fresh for `ttl` seconds (default the cache's), filed under each entity it read; returns
+        the entry's version."""
         ttl = self.ttl if ttl is None else ttl
-        self.store.put(key, encode(table, self._clock() + ttl), ttl + self.stale)
+        fresh_until = self._clock() + ttl
+        self.store.put(key, encode(table, fresh_until), ttl + self.stale)
         for entity in entities:
             self.store.add(f"entity:{entity}", key)
+        return fresh_until
 
     def invalidate(self, entity: str | None = None) -> int:
         """Drop the entries that read `entity` (every entry when None); returns how many were dropped."""

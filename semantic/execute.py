@@ -38,8 +38,9 @@ class Table:
 
     @classmethod
     def of(cls, arrow: pa.Table) -> Table:
-        """An Arrow table's rows as plain Python values."""
-        columns = [[_plain(v) for v in col.to_pylist()] for col in arrow.columns]
+        """An Arrow table's rows as plain Python values; decimal columns are converted whole (a cast per column,
+        not a Python call per value: cached answers are converted on every hit)."""
+        columns = [_plain_column(col) for col in arrow.columns]
         return cls(tuple(arrow.column_names), tuple(zip(*columns, strict=True)) if columns else ())
 
 
@@ -63,6 +64,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value.as_tuple().exponent >= 0 else float(value)  # type: ignore[operator]
     return value
+
+
+def _plain_column(column: pa.ChunkedArray) -> list[Any]:
+    """A column as Python values, decimals as `_plain` makes them: whole ones ints, others floats."""
+    kind = column.type
+    if pa.types.is_decimal(kind):
+        if kind.scale > 0:
+            return column.cast(pa.float64()).to_pylist()  # type: ignore[no-any-return]
+        if kind.precision <= 18:
+            return column.cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
+        return [_plain(v) for v in column.to_pylist()]  # past int64: Python ints
+    return column.to_pylist()  # type: ignore[no-any-return]
 
 
 def _array(values: list[Any]) -> pa.Array:

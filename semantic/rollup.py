@@ -210,6 +210,7 @@ def rollup_plan(model: Model, want: Plan, have: Plan) -> Plan | None:
 
     measures: list[tuple[str, exp.Expr]] = []
     for alias, metric in leaves.items():
+        value: exp.Expr
         names = _hidden(alias, metric)
         if not all(name in held for name in names):
             return None

@@ -85,6 +85,8 @@ class Service:
         self.views = Views(model)
         self._plans: LRUCache[tuple[SemanticQuery, str, str], Compiled] = LRUCache(maxsize=plan_cache_size)
         self._sources: LRUCache[str, tuple[str, Plan] | None] = LRUCache(maxsize=4096)  # index member -> plan
+        self._converted: LRUCache[tuple[str, float, tuple[int, ...]], tuple[tuple[Any, ...], ...]] = LRUCache(
+            maxsize=256)
         self._lock = threading.Lock()
 
     @property
@@ -161,11 +163,25 @@ class Service:
             self.cache.store.add(self._index(scope), json.dumps(
                 [lookup.key, sorted(query.metrics), sorted(query.dimensions),
                  query.where.text if query.where else None, query.timezone]))
-        table = Table.of(lookup.table)
         by_name = {c.name: (i, c) for i, c in enumerate(compiled.plan.columns)}
         wanted = [by_name[name] for name in (*query.dimensions, *query.metrics)]
-        rows = tuple(tuple(row[i] for i, _ in wanted) for row in table.rows)
+        rows = self._rows(lookup, [i for i, _ in wanted])
         return Result(tuple(c for _, c in wanted), rows, compiled.sql, lookup.hit, lookup.key, lookup.source)
+
+    def _rows(self, lookup: Lookup, columns: list[int]) -> tuple[tuple[Any, ...], ...]:
+        """The rows of the wanted columns (hidden roll-up columns stay behind), converted from Arrow once per
+        stored entry: a repeated dashboard question costs a store read, not a conversion."""
+        memo = (lookup.key, lookup.version, tuple(columns))
+        if lookup.version:
+            with self._lock:
+                found = self._converted.get(memo)
+            if found is not None:
+                return found
+        rows = Table.of(lookup.table.select(columns)).rows
+        if lookup.version:
+            with self._lock:
+                self._converted[memo] = rows
+        return rows
 
     # -- roll-ups ------------------------------------------------------------------------------------------------
 
