@@ -215,7 +215,6 @@ def rollup_plan(model: Model, want: Plan, have: Plan) -> Plan | None:
         if not all(name in held for name in names):
             return None
         if metric.agg == "avg":
-            value: exp.Expr
             total, count = (exp.Sum(this=exp.column(ident(n))) for n in names)
             value = exp.Div(this=exp.cast(total, exp.DataType.Type.DOUBLE),
                             expression=exp.Nullif(this=count, expression=exp.Literal.number(0)))
