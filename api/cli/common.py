@@ -14,7 +14,7 @@ import click
 from semantic.cache import ResultCache
 from semantic.errors import SemanticError, WarehouseError
 from semantic.execute import SqlWarehouse
-from semantic.loader import load
+from semantic.interop import load_any
 from semantic.model import Model
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Service
@@ -42,7 +42,8 @@ def exits(fn: F) -> F:
 
 
 def open_model(path: str | None) -> Model:
-    return load(path or EXAMPLE)
+    """Our YAML model (a file or folder), an OSI model or a dbt semantic manifest."""
+    return load_any(path or EXAMPLE).model
 
 
 def warehouse_url(model: Model, override: str | None) -> str | None:
@@ -86,6 +87,8 @@ def query_options(fn: F) -> F:
         click.option("--tz", "timezone", help="IANA time zone periods are cut in, e.g. Europe/Paris (default UTC)."),
         click.option("--fill", type=click.Choice(["zero", "null"]),
                      help="Every period of the range, not only those with data (counts and sums 0 with zero)."),
+        click.option("--query-file", "query_file", type=click.Path(dir_okay=False),
+                     help="An OSI semantic query (JSON) instead of the options above."),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -6,6 +6,7 @@ import click
 
 from api.cli.common import build_query, exits, open_model, open_service, query_options
 from api.cli.identity import access_of, as_option
+from api.cli.osi import only_query_file, osi_run
 from api.cli.output import render_result
 
 
@@ -18,8 +19,14 @@ from api.cli.output import render_result
 @exits
 def query(model: str | None, metrics: tuple[str, ...], dimensions: tuple[str, ...], where: str | None,
           order_by: tuple[str, ...], limit: int | None, offset: int | None, timezone: str | None,
-          fill: str | None, fmt: str, warehouse: str | None, as_claims: str | None) -> None:
-    """Run a query on MODEL (a YAML file or folder; default: the example shop)."""
+          fill: str | None, query_file: str | None, fmt: str, warehouse: str | None, as_claims: str | None
+          ) -> None:
+    """Run a query on MODEL (a YAML file or folder, or an OSI model; default: the example shop)."""
+    if query_file is not None:
+        only_query_file(metric=metrics, by=dimensions, where=where, order_by=order_by, limit=limit, offset=offset,
+                        tz=timezone, fill=fill)
+        click.echo(render_result(osi_run(model, query_file, warehouse, access_of(as_claims)), fmt))
+        return
     loaded = open_model(model)
     q = build_query(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
     access = access_of(as_claims)

@@ -1,0 +1,42 @@
+"""Models and queries written for other tools: OSI (Apache Ossie) core-spec models and semantic queries, dbt
+semantic manifests; and our models written out as OSI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from semantic.errors import Issue, ModelError
+from semantic.interop.osi_model import OsiError, OsiModel, is_osi, load_osi
+from semantic.loader import load
+
+
+def load_any(path: str | Path) -> OsiModel:
+    """A model in any format we read: ours (a YAML file or folder) or an OSI model (YAML or JSON); seen through
+    OSI's global metric names either way."""
+    root = Path(path)
+    if root.is_file() and root.suffix in (".yaml", ".yml", ".json"):
+        document = _document(root)
+        if is_osi(document):
+            return load_osi(str(root), document)
+    return OsiModel.of(load(root))
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as error:
+        raise OsiError("E_INVALID_QUERY", f"cannot read {what} {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise OsiError("E_INVALID_QUERY", f"{what} {path}:{error.lineno}: invalid JSON: {error.msg}") from None
+
+
+def _document(path: Path) -> Any:
+    try:
+        text = path.read_text()
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ModelError([Issue(f"cannot parse: {error}", str(path))]) from None
