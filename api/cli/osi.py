@@ -11,7 +11,8 @@ from api.cli.common import EXAMPLE, open_service
 from semantic.interop import load_any, read_json
 from semantic.interop.osi_query import OsiQuery, compile_query, read_query
 from semantic.plan.planner import OutputColumn
-from semantic.service import Result, Service
+from semantic.execute import Table
+from semantic.service import Result, Service, entities_read
 
 
 def only_query_file(**options: Any) -> None:
@@ -32,8 +33,9 @@ def osi_run(model: str | None, query_file: str, warehouse: str | None) -> Result
     osi_query = read_query(read_json(query_file, "query file"), osi)
     service = open_service(osi.model, warehouse)
     sql = compile_query(service, osi_query, service.dialect)
-    table, hit, key = service.run_sql(sql)  # a warehouse failure stays a warehouse error (exit 1)
-    return Result(_columns(service, osi_query), table.rows, sql, hit, key)
+    lookup = service.run_sql(sql, entities=entities_read(osi.model, service.compile(osi_query.query).plan))
+    return Result(_columns(service, osi_query), Table.of(lookup.table).rows, sql, lookup.hit, lookup.key,
+                  lookup.source)
 
 
 def _columns(service: Service, osi_query: OsiQuery) -> tuple[OutputColumn, ...]:
