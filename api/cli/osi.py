@@ -8,10 +8,11 @@ from typing import Any
 import click
 
 from api.cli.common import EXAMPLE, open_service
+from semantic.access import Access
+from semantic.execute import Table
 from semantic.interop import load_any, read_json
 from semantic.interop.osi_query import OsiQuery, compile_query, read_query
 from semantic.plan.planner import OutputColumn
-from semantic.execute import Table
 from semantic.service import Result, Service, entities_read
 
 
@@ -22,22 +23,23 @@ def only_query_file(**options: Any) -> None:
         raise click.UsageError(f"--query-file is the whole query; leave out {', '.join('--' + g for g in given)}")
 
 
-def osi_compile(model: str | None, query_file: str, dialect: str | None) -> str:
+def osi_compile(model: str | None, query_file: str, dialect: str | None, access: Access) -> str:
     osi = load_any(model or EXAMPLE)
     osi_query = read_query(read_json(query_file, "query file"), osi)
-    return compile_query(Service(osi.model, None), osi_query, dialect or osi.model.dialect, pretty=True)
+    return compile_query(Service(osi.model, None), osi_query, dialect or osi.model.dialect, access, pretty=True)
 
 
-def osi_run(model: str | None, query_file: str, warehouse: str | None) -> Result:
+def osi_run(model: str | None, query_file: str, warehouse: str | None, access: Access) -> Result:
     osi = load_any(model or EXAMPLE)
     osi_query = read_query(read_json(query_file, "query file"), osi)
     service = open_service(osi.model, warehouse)
-    sql = compile_query(service, osi_query, service.dialect)
-    lookup = service.run_sql(sql, entities=entities_read(osi.model, service.compile(osi_query.query).plan))
-    return Result(_columns(service, osi_query), Table.of(lookup.table).rows, sql, lookup.hit, lookup.key,
+    sql = compile_query(service, osi_query, service.dialect, access)
+    plan = service.compile(osi_query.query, access=access).plan
+    lookup = service.run_sql(sql, service.view(access).fingerprint, entities=entities_read(osi.model, plan))
+    return Result(_columns(plan.columns, osi_query), Table.of(lookup.table).rows, sql, lookup.hit, lookup.key,
                   lookup.source)
 
 
-def _columns(service: Service, osi_query: OsiQuery) -> tuple[OutputColumn, ...]:
-    by_name = {c.name: c for c in service.compile(osi_query.query).plan.columns}
+def _columns(planned: tuple[OutputColumn, ...], osi_query: OsiQuery) -> tuple[OutputColumn, ...]:
+    by_name = {c.name: c for c in planned}
     return tuple(OutputColumn(label, label, by_name[ref].type, by_name[ref].kind) for ref, label in osi_query.columns)

@@ -16,6 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from semantic.access import TRUSTED, Access
 from semantic.errors import SemanticError
 from semantic.interop.osi_model import OsiError, OsiModel, has_aggregate, has_window
 from semantic.model import Entity
@@ -96,10 +97,12 @@ def read_query(document: Any, osi: OsiModel) -> OsiQuery:
     return OsiQuery(query, tuple(columns), order, limit)
 
 
-def compile_query(service: Service, osi_query: OsiQuery, dialect: str, *, pretty: bool = False) -> str:
-    """The SQL answering an OSI query: our compiled query, its columns renamed, ordered and limited as OSI says."""
+def compile_query(service: Service, osi_query: OsiQuery, dialect: str, access: Access = TRUSTED, *,
+                  pretty: bool = False) -> str:
+    """The SQL answering an OSI query as `access` may read it: our compiled query, its columns renamed, ordered
+    and limited as OSI says."""
     try:
-        compiled = service.compile(osi_query.query, dialect)
+        compiled = service.compile(osi_query.query, dialect, access)
         return render(wrap(compiled, osi_query), dialect, pretty=pretty, comments=pretty)
     except OsiError:
         raise
