@@ -1,7 +1,8 @@
 """Feature routes: online lookups (`GET /features/{entity}`), snapshot refresh and training sets over HTTP.
 
-Errors are JSON `{"error": {"code", "message"}}`: 400 for a request that cannot be read, 422 for one the model
-refuses, 503 when the warehouse fails; never a stack trace.
+Errors are JSON `{"error": {"code", "message"}}`: 400 for a request that cannot be read, 401 without valid
+credentials, 403 for a reader the policies refuse, 422 for a request the model refuses, 503 when the warehouse
+fails; never a stack trace.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from semantic.access import Access
-from semantic.errors import SemanticError, WarehouseError
+from semantic.errors import ForbiddenError, SemanticError, WarehouseError
 from semantic.features.request import FeatureRequest, feature_names, keys_from_text
 from semantic.features.training import format_of, ipc_stream, read_spine
 from semantic.online import OnlineStore
@@ -51,7 +52,7 @@ async def training(service: Service, request: Request, access: Access) -> Respon
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:
-        return _error(422, error.code, error.message)
+        return _error(403 if isinstance(error, ForbiddenError) else 422, error.code, error.message)
     except Exception:
         log.exception("unexpected error in a training set of %s", entity)
         return _error(500, "INTERNAL", "Internal error; the server log has the details.")
@@ -83,7 +84,7 @@ async def lookup(online: OnlineStore, request: Request, access: Access) -> Respo
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:
-        return _error(422, error.code, error.message)
+        return _error(403 if isinstance(error, ForbiddenError) else 422, error.code, error.message)
     except Exception:
         log.exception("unexpected error in a feature lookup of %s", entity)
         return _error(500, "INTERNAL", "Internal error; the server log has the details.")
@@ -102,6 +103,6 @@ async def refresh(online: OnlineStore, request: Request, access: Access) -> Resp
     except WarehouseError as error:
         return _error(503, error.code, error.message)
     except SemanticError as error:
-        return _error(422, error.code, error.message)
+        return _error(403 if isinstance(error, ForbiddenError) else 422, error.code, error.message)
     return JSONResponse({"entity": entity, "at": snapshot.at.isoformat(), "keys": len(snapshot.rows),
                          "seconds": round(snapshot.seconds, 3)})

@@ -198,6 +198,16 @@ def test_training_sets_hold_the_policies(client: Client, warehouse: Counting) ->
             assert region == "EU"
 
 
+def test_feature_routes_refuse_a_forbidden_reader(setup: tuple[Client, Service, Counting]) -> None:
+    client, _, warehouse = setup
+    before = len(warehouse.statements)
+    intern = bearer({"sub": "i", "roles": ["intern"]})
+    for response in (client.get("/features/customer?key=1", headers=intern),
+                     client.post("/features/customer/refresh", headers=intern)):
+        assert response.status_code == 403 and response.json()["error"]["code"] == "FORBIDDEN"
+    assert len(warehouse.statements) == before
+
+
 @pytest.mark.parametrize("route", ["/features/customer?key=1", "/features/customer/refresh",
                                    "/features/customer/training"])
 def test_feature_routes_need_credentials(setup: tuple[Client, Service, Counting], route: str) -> None:
