@@ -123,9 +123,9 @@ def documents(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         names = draw(st.lists(st.sampled_from(("region", "segment", "lifetime_revenue", "orders_7d", "nope")),
                               min_size=1, max_size=2, unique=True))
         at = draw(st.sampled_from(("", ', at: "2024-06-01T00:00:00"', ', at: "not a time"')))
-        fields = " ".join(_camel(n) for n in names)
+        selected = " ".join(_camel(n) for n in names)
         if draw(st.booleans()):
-            return f"{{ customerFeatures(keys: {json.dumps(keys)}{at}) {{ customerId {fields} }} }}", {}
+            return f"{{ customerFeatures(keys: {json.dumps(keys)}{at}) {{ customerId {selected} }} }}", {}
         return (f'{{ features(entity: "customer", keys: {json.dumps(keys)}, names: {json.dumps(names)}{at}) '
                 f"{{ rows }} }}"), {}
     if kind == "introspection":
