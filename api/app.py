@@ -30,7 +30,7 @@ from strawberry.asgi import GraphQL
 from api.auth import Authenticator, Unauthenticated
 from api.features import lookup, refresh, training
 from api.schema import build_schema
-from semantic.access import Access
+from semantic.access import ANONYMOUS, Access
 from semantic.errors import SemanticError
 from semantic.online import OnlineStore
 from semantic.service import Service
@@ -66,6 +66,8 @@ class _Graphs:
     def __init__(self, service: Service, online: OnlineStore, auth: Authenticator, maxsize: int = 32) -> None:
         self.service, self.online, self.auth = service, online, auth
         self.apps: LRUCache[str, _GraphQL] = LRUCache(maxsize=maxsize)
+        # The schema of readers without roles, built now: a model without policies needs no other.
+        self.apps[service.view(ANONYMOUS).shape] = _GraphQL(service, online, ANONYMOUS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -75,8 +77,9 @@ class _Graphs:
             return
         shape = self.service.view(access).shape
         app = self.apps.get(shape)
-        if app is None:
-            app = self.apps[shape] = _GraphQL(self.service, self.online, access)
+        if app is None:  # building a schema takes a while: off the event loop
+            app = await anyio.to_thread.run_sync(lambda: _GraphQL(self.service, self.online, access))
+            self.apps[shape] = app
         scope[ACCESS] = access
         await app(scope, receive, send)
 

@@ -13,6 +13,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import Authenticator
+from semantic.access import Access
 from semantic.execute import SqlWarehouse
 from semantic.loader import load
 from semantic.service import Service
@@ -216,3 +217,20 @@ def test_feature_routes_need_credentials(setup: tuple[Client, Service, Counting]
     response = client.request("GET" if "?" in route else "POST", route)
     assert response.status_code == 401 and response.json()["error"]["code"] == "UNAUTHENTICATED"
     assert len(warehouse.statements) == before
+
+
+def test_idle_snapshots_are_dropped_not_refreshed(setup: tuple[Client, Service, Counting]) -> None:
+    from semantic.online import OnlineStore
+
+    _, service, _ = setup
+    now = [1000.0]
+    online = OnlineStore(service, max_age=5, idle=30, clock=lambda: now[0])
+    eu, na = (Access.from_claims(analyst(r)) for r in ("EU", "NA"))
+    online.snapshot("customer", ("region",), eu)
+    online.snapshot("customer", ("region",), Access.from_claims(analyst("EU", "eve")))  # the same view: shared
+    online.snapshot("customer", ("region",), na)
+    assert len(online) == 2 and len(online.slots()) == 2
+    now[0] += 20
+    online.snapshot("customer", ("region",), na)  # read again: NA stays in use
+    now[0] += 20
+    assert [access.attribute("region") for _, _, access in online.slots()] == ["NA"] and len(online) == 1
