@@ -20,7 +20,8 @@ def to_graphql(error: GraphQLError) -> GraphQLError:
     if original is None:  # a syntax or validation error of the GraphQL document itself
         extensions = dict(error.extensions or {})
         # A field the schema lacks (or hides from this reader: its schema has no such field) is an unknown name.
-        unknown = error.message.startswith("Cannot query field")
+        unknown = error.message.startswith("Cannot query field") or any(
+            phrase in error.message for phrase in (" is not defined by type ", " to include unknown field "))
         extensions.setdefault("code", "UNKNOWN_FIELD" if unknown else "GRAPHQL_VALIDATION_FAILED")
         return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                             extensions=extensions)

@@ -117,6 +117,9 @@ def test_hidden_members_do_not_exist_for_analysts(client: Client) -> None:
     assert "gross_amount" not in metrics["order"] and "revenue" in metrics["order"]
     typed = gql(client, "{ order { grossAmount } }", analyst("EU"))
     assert typed["errors"][0]["extensions"]["code"] == "UNKNOWN_FIELD"
+    ordered = gql(client, "{ order(orderBy: [{grossAmount: DESC}]) { orderCount } }", analyst("EU"))
+    assert ordered["errors"][0]["extensions"]["code"] == "UNKNOWN_FIELD"
+    assert gql(client, "{ order(orderBy: [{grossAmount: DESC}]) { grossAmount } }", ADMIN)["data"]["order"]
     generic = gql(client, QUERY, analyst("EU"), m=["order.gross_amoun"], d=[])
     error = generic["errors"][0]
     assert error["extensions"]["code"] == "UNKNOWN_FIELD" and "gross_amount" not in error["message"]
