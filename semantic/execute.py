@@ -111,9 +111,12 @@ class SqlWarehouse:
             database = parsed.database or ":memory:"
             if database != ":memory:" and not Path(database).exists():
                 raise WarehouseUnavailableError(f"DuckDB file {database} does not exist")
-            kwargs["connect_args"] = {"read_only": read_only, "config": {"autoinstall_known_extensions": False}}
-        elif self.dialect == "postgres" and timeout:  # the server cancels a statement past the limit
-            kwargs["connect_args"] = {"options": f"-c statement_timeout={int(timeout * 1000)}"}
+            # The session's zone is UTC whatever the process's TZ (docs/time.md); the SQL names its zones anyway.
+            kwargs["connect_args"] = {"read_only": read_only,
+                                      "config": {"autoinstall_known_extensions": False, "TimeZone": "UTC"}}
+        elif self.dialect == "postgres":  # the server cancels a statement past the limit
+            limit = f" -c statement_timeout={int(timeout * 1000)}" if timeout else ""
+            kwargs["connect_args"] = {"options": f"-c TimeZone=UTC{limit}"}
         self.engine = sa.create_engine(parsed, **kwargs)
 
     def _raw(self) -> Any:

@@ -18,6 +18,7 @@ from semantic.model import (
     AGGREGATIONS,
     DIMENSION_TYPES,
     GRAINS,
+    STORAGES,
     Dimension,
     Entity,
     Feature,
@@ -269,7 +270,7 @@ class _Reader:
         return value
 
     def dimension(self, node: Any, entity: str) -> Dimension | None:
-        if not self.keys(node, ("name", "type", "expr", "description", "grain"), "dimension"):
+        if not self.keys(node, ("name", "type", "expr", "description", "grain", "storage"), "dimension"):
             return None
         name = self.name(node, f"a dimension of {entity!r}")
         if name is None:
@@ -284,9 +285,14 @@ class _Reader:
             self.issue(node, f"dimension {entity}.{name}: `grain` must be one of {', '.join(GRAINS)} on a time "
                              f"dimension, got {grain!r}.{did_you_mean(str(grain), GRAINS)}")
             grain = None
+        storage = node.get("storage")
+        if storage is not None and (storage not in STORAGES or kind != "time"):
+            self.issue(node, f"dimension {entity}.{name}: `storage` must be one of {', '.join(STORAGES)} on a time "
+                             f"dimension, got {storage!r}.{did_you_mean(str(storage), STORAGES)}")
+            storage = None
         expr = self.sql(node, node["expr"], f"dimension {entity}.{name} expr") if "expr" in node else None
         return Dimension(name, entity, kind, expr if expr is not None else exp.column(name),
-                         str(node.get("description", "")).strip(), grain, self.where(node))
+                         str(node.get("description", "")).strip(), grain, self.where(node), storage)
 
     def metric(self, node: Any, entity: str) -> Metric | None:
         allowed = ("name", "agg", "expr", "filter", "percentile", "description", "metric", "window",

@@ -15,6 +15,7 @@ from sqlglot import exp
 DimensionType = Literal["string", "number", "integer", "boolean", "time"]
 DIMENSION_TYPES: tuple[str, ...] = ("string", "number", "integer", "boolean", "time")
 GRAINS: tuple[str, ...] = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+STORAGES: tuple[str, ...] = ("timestamp", "timestamptz", "date")  # how a time column is stored (docs/time.md)
 AGGREGATIONS: tuple[str, ...] = (
     "sum", "count", "count_distinct", "avg", "min", "max", "median", "percentile",
 )
@@ -41,6 +42,7 @@ class Dimension:
     description: str = ""
     grain: str | None = None  # the finest grain a time dimension can be read at
     where: Where = field(default_factory=Where)
+    storage: str | None = None  # a time's column kind: timestamp (naive UTC, the default), timestamptz or date
 
 
 @dataclass(frozen=True)

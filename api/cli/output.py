@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import date, datetime
 from typing import Any
 
@@ -20,13 +21,15 @@ def _text(value: Any) -> str:
 
 
 def _json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no Infinity or NaN; a value no number can be is no value
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 def render_result(result: Result, fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"columns": [{"name": c.name, "type": c.type} for c in result.columns],
-                           "rows": [[_json(v) for v in row] for row in result.rows]})
+                           "rows": [[_json(v) for v in row] for row in result.rows]}, allow_nan=False)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -33,8 +33,9 @@ from semantic.errors import CompileError, QueryError
 from semantic.features.request import FeatureRequest
 from semantic.model import Entity, Feature, Metric, Model
 from semantic.plan.paths import join_path
-from semantic.plan.planner import OutputColumn, plan, time_literal
+from semantic.plan.planner import OutputColumn, plan
 from semantic.plan.scope import Scope, ident
+from semantic.plan.timemodel import time_literal
 from semantic.query import SemanticQuery
 from semantic.sql.joins import aliased, join_all, joined
 

@@ -9,21 +9,18 @@ filters apply after aggregation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlglot import exp
 
 from semantic.errors import QueryError, UnknownFieldError, did_you_mean
-from semantic.model import GRAINS, Entity, Metric, Model
-from semantic.plan.fill import Fill, bounds
+from semantic.model import GRAINS, Dimension, Entity, Metric, Model
+from semantic.plan.fill import Fill
+from semantic.plan.filters import Condition, Term, compile_filter, emit, fill_bounds
 from semantic.plan.paths import all_paths
-from semantic.plan.scope import Join, Scope, ident, truncate
-from semantic.plan.timefilter import raw_range, to_utc
+from semantic.plan.scope import Join, Scope, ident
+from semantic.plan.timemodel import WALL, time_type, truncate
 from semantic.plan.windows import Window, fine_grain, frame, interval, whole_periods
-from semantic.query import DimensionRef, SemanticQuery, column_text
-
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike)
+from semantic.query import DimensionRef, SemanticQuery
 
 
 @dataclass(frozen=True)
@@ -90,29 +87,6 @@ def alias_of(text: str) -> str:
     return text.replace(".", "__").replace(":", "__")
 
 
-def time_type(grain: str) -> str:
-    return "date" if GRAINS.index(grain) >= GRAINS.index("day") else "datetime"
-
-
-def parse_time(text: str, where: str, timezone: str | None = None) -> datetime:
-    """An ISO date or date-time as a naive value: aware values are converted to UTC, or to `timezone` (wall-clock
-    time there) when given; naive values are taken as they are."""
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise QueryError(f"{where}: {text!r} is not a date or date-time; write ISO 8601 such as '2024-03-01' or "
-                         f"'2024-03-01T12:00:00'") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(ZoneInfo(timezone) if timezone else UTC).replace(tzinfo=None)
-    return value
-
-
-def time_literal(value: datetime | date) -> exp.Expr:
-    if isinstance(value, datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
-    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
-
-
 class _Planner:
     def __init__(self, model: Model, query: SemanticQuery) -> None:
         self.model = model
@@ -130,7 +104,7 @@ class _Planner:
         owner, _, name = text.rpartition(".")
         if not owner:
             raise QueryError(f"metric {text!r}: bare names are not allowed; write `entity.{text}`"
-                             f"{self._guess(text, 'metrics')}")
+                             f"{self.guess(text, 'metrics')}")
         entity = self.entity(owner, text)
         if name not in entity.metrics:
             hint = did_you_mean(text, [m.qualified for m in entity.metrics.values()])
@@ -139,7 +113,7 @@ class _Planner:
             raise UnknownFieldError(f"unknown metric {text!r}.{hint}")
         return entity.metrics[name]
 
-    def _guess(self, name: str, kind: str) -> str:
+    def guess(self, name: str, kind: str) -> str:
         owners = [e.name for e in self.model.entities.values() if name in getattr(e, kind)]
         return f" (did you mean {' or '.join(repr(f'{o}.{name}') for o in owners)}?)" if owners else ""
 
@@ -178,19 +152,8 @@ class _Planner:
             dims.append((text, ref, OutputColumn(text, alias_of(text), kind, "dimension", desc)))
         requested = [self.metric(text) for text in query.metrics]
 
-        dim_filters: list[exp.Expr] = []
-        metric_filters: list[exp.Expr] = []
-        if query.where is not None:
-            for conjunct in _conjuncts(query.where.tree):
-                kinds = {self._ref_kind(col) for col in conjunct.find_all(exp.Column)}
-                if kinds == {"metric"}:
-                    metric_filters.append(conjunct)
-                elif "metric" in kinds:
-                    raise QueryError(f"filter {conjunct.sql()!r} mixes metrics and dimensions; dimension "
-                                     f"conditions apply before aggregation and metric conditions after, so write "
-                                     f"them as separate conditions joined by `and`")
-                else:
-                    dim_filters.append(conjunct)
+        compiled = compile_filter(query.where.tree if query.where else None, self, query.timezone)
+        dim_filters, metric_filters = list(compiled.dimensions), compiled.metrics
 
         # Every simple metric the query needs (requested, inside derived ones, or in a metric filter).
         measures: dict[str, Metric] = {}
@@ -244,12 +207,13 @@ class _Planner:
             order.append((by_name[item.item], item.descending))
         if not order and (query.limit is not None or query.offset):
             order = [(alias, False) for alias in groups]  # paging needs a stable order
-        fill = self._fill(dims, dim_filters, requested) if query.fill else None
+        fill = self._fill(dims, dim_filters, requested, list(measures.values())) if query.fill else None
         return Plan(query, aggregates, groups, tuple(metric_exprs), having, tuple(order), query.limit,
                     query.offset, tuple(columns), fill)
 
-    def _fill(self, dims: list[tuple[str, DimensionRef, OutputColumn]], filters: list[exp.Expr],
-              requested: list[Metric]) -> Fill:
+    def _fill(self, dims: list[tuple[str, DimensionRef, OutputColumn]], filters: list[Condition],
+              requested: list[Metric], measures: list[Metric]) -> Fill:
+        """The periods to fill, and the measures an empty period gives 0 (`zero`: counts and sums, not stocks)."""
         times = [(ref, col) for _, ref, col in dims if col.type in ("date", "datetime")]
         if len(times) != 1:
             raise QueryError(f"fill needs exactly one time dimension to fill along; the query has {len(times)}")
@@ -258,27 +222,10 @@ class _Planner:
         if windowed:
             raise QueryError(f"fill with cumulative or offset metrics ({', '.join(windowed)}) is not supported "
                              f"yet; ask without fill")
-        axis = {"time", ref.name} if ref.entity is not None else {"time"}
-        start, end = bounds(filters, axis, ref.grain or "day",
-                            lambda text: parse_time(text, "fill range", self.query.timezone))
-        zero = tuple(alias_of(m.qualified) for m in requested if self.query.fill == "zero" and m.kind == "simple"
-                     and m.agg in ("sum", "count", "count_distinct"))
+        start, end = fill_bounds(tuple(filters), ref.entity, ref.name, ref.grain or "day", self.query.timezone)
+        zero = tuple(alias_of(m.qualified) for m in measures if self.query.fill == "zero" and m.kind == "simple"
+                     and m.agg in ("sum", "count", "count_distinct") and m.semi_additive is None)
         return Fill(col.alias, ref.grain or "day", start, end, zero)
-
-    def _ref_kind(self, column: exp.Column) -> str:
-        if not column.table:
-            if column.name.startswith("time:") or column.name == "time":
-                return "dimension"
-            raise QueryError(f"{column.name!r} in the filter: bare names are not allowed; write "
-                             f"`entity.{column.name}`{self._guess(column.name, 'dimensions')}")
-        entity = self.entity(column.table, column.sql())
-        name = column.name.split(":")[0]
-        if name in entity.dimensions:
-            return "dimension"
-        if name in entity.metrics:
-            return "metric"
-        raise UnknownFieldError(f"unknown name {column.table}.{column.name!r} in the filter."
-                                f"{did_you_mean(name, [*entity.dimensions, *entity.metrics])}")
 
     def _counts(self, metric: Metric) -> bool:
         """Whether a metric's values are whole counts (so typed integer)."""
@@ -312,17 +259,12 @@ class _Planner:
                 return inner if isinstance(inner, exp.Column) else exp.Paren(this=inner)
             return node
 
-        for node in tree.find_all(*_COMPARISONS):
-            for literal in node.find_all(exp.Literal):
-                if literal.is_string:
-                    raise QueryError(f"filter {tree.sql()!r}: metrics are numbers; compare them with a number, "
-                                     f"not {literal.sql()}")
         return tree.copy().transform(rewrite, copy=False)
 
-    def _dimension_base(self, refs: list[DimensionRef], filters: list[exp.Expr]) -> Entity:
+    def _dimension_base(self, refs: list[DimensionRef], filters: list[Condition]) -> Entity:
         """With no metrics, the rows come from the one entity that reaches every dimension asked for."""
         names = {r.entity for r in refs if r.entity}
-        names |= {c.table for f in filters for c in f.find_all(exp.Column) if c.table}
+        names |= {t.ref.entity for f in filters for t in f.terms if t.ref.entity}
         if any(r.entity is None for r in refs):
             raise QueryError("time:grain means each metric's own time, so it needs at least one metric")
         for candidate in sorted(names):
@@ -332,17 +274,19 @@ class _Planner:
                          f"so these dimensions have no common rows; query them separately")
 
     def _aggregate(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                   filters: list[exp.Expr]) -> Aggregate:
+                   filters: list[Condition]) -> Aggregate:
         scope = Scope(self.model, entity)
+        timezone = self.query.timezone
         groups = []
         for text, ref, col in dims:
             needed = f"{entity.name} metrics by {text}" if metrics else f"dimension {text}"
-            if ref.entity is None:
-                expr = scope.time(entity, needed)
-            else:
-                expr = scope.dimension(self.model.entities[ref.entity], ref.name, needed, ref.via)
-            groups.append((col.alias, truncate(expr, ref.grain, self.query.timezone) if ref.grain else expr))
-        where = [self._dimension_filter(f, scope, entity) for f in filters]
+            expr, storage = self._column(scope, entity, ref, needed)
+            groups.append((col.alias, truncate(expr, ref.grain, timezone, storage) if ref.grain else expr))
+
+        def target(term: Term) -> tuple[exp.Expr, str]:
+            return self._column(scope, entity, term.ref, f"filter on {term.ref}")
+
+        where = [emit(f, target, timezone) for f in filters]
         measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
         pick = metrics[0].semi_additive if metrics else None
         if pick is not None:  # snapshots: aggregate per time too, then keep each group's last (first) time
@@ -353,7 +297,7 @@ class _Planner:
                          exp.and_(*where) if where else None, pick=pick)
 
     def _windowed(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                  filters: list[exp.Expr], plain: list[Metric], fine: str | None = None
+                  filters: list[Condition], plain: list[Metric], fine: str | None = None
                   ) -> tuple[Aggregate, bool]:
         """Cumulative and offset metrics of one entity: a per-period series of their base metrics with every filter
         but those on the time axis, window functions over it, then the time filters choose reported periods.
@@ -365,17 +309,10 @@ class _Planner:
         grain = ref.grain or "day"
         owner_name, _, time_name = (entity.time or "").rpartition(".")
         time_owner = owner_name or entity.name
-
-        def on_time_axis(tree: exp.Expr) -> bool:
-            columns = list(tree.find_all(exp.Column))
-            return bool(columns) and all(
-                (not c.table and c.name.split(":")[0] == "time")
-                or (c.table == time_owner and c.name.split(":")[0] == time_name) for c in columns)
-
-        before = [f for f in filters if not on_time_axis(f)]
-        after = [self._period_filter(f, period) for f in filters if on_time_axis(f)]
-        whole = all(whole_periods(c.name.partition(":")[2].lower(), grain)
-                    for f in filters if on_time_axis(f) for c in f.find_all(exp.Column))
+        before = [f for f in filters if not f.on_axis(time_owner, time_name)]
+        axis = [f for f in filters if f.on_axis(time_owner, time_name)]
+        after = [emit(f, lambda _: (exp.column(ident(period)), WALL), self.query.timezone) for f in axis]
+        whole = all(whole_periods(g or "", grain) for f in axis for g in f.grains)
         carried = plain if whole and fine is None else []
         bases = {m.base or "": entity.metrics[m.base or ""] for m in metrics}
         bases.update({m.name: m for m in carried})
@@ -430,23 +367,6 @@ class _Planner:
                 framed.append(metric)
         return framed, ranged
 
-    def _period_filter(self, tree: exp.Expr, period: str) -> exp.Expr:
-        """A time-axis filter over the reported period column (typed literals, the filter's own grain)."""
-        original = tree.copy()
-        for comparison in original.find_all(*_COMPARISONS):
-            if isinstance(comparison.this, exp.Column):
-                comparison.set("this", exp.column(exp.to_identifier(comparison.this.name, quoted=True)))
-                _check_literals(comparison, self)
-
-        def rewrite(node: exp.Expr) -> exp.Expr:
-            if not isinstance(node, exp.Column):
-                return node
-            grain = node.name.partition(":")[2]
-            column = exp.column(ident(period))
-            return truncate(column, grain) if grain else column
-
-        return original.transform(rewrite, copy=False)
-
     def _measure(self, metric: Metric, scope: Scope) -> exp.Expr:
         entity = self.model.entities[metric.entity]
         needed = f"metric {metric.qualified}"
@@ -472,112 +392,24 @@ class _Planner:
         # proves the sum cannot overflow); sqlglot writes IF/IFF forms for dialects without FILTER.
         return exp.Filter(this=aggregate, expression=exp.Where(this=condition))
 
-    def _dimension_filter(self, tree: exp.Expr, scope: Scope, entity: Entity) -> exp.Expr:
-        """A filter condition as SQL over this aggregate's rows, with literals checked against dimension types."""
+    def _column(self, scope: Scope, entity: Entity, ref: DimensionRef, needed: str) -> tuple[exp.Expr, str]:
+        """A dimension (or, entity None, the aggregate's own time) as SQL over the scope, with its storage."""
+        if ref.entity is None:
+            return scope.time(entity, needed), _storage(self._time_dimension(entity))
+        owner = self.model.entities[ref.entity]
+        expr = scope.dimension(owner, ref.name, needed, ref.via)
+        return expr, _storage(owner.dimensions[ref.name])
 
-        def rewrite(node: exp.Expr) -> exp.Expr:
-            if not isinstance(node, exp.Column):
-                return node
-            ref = DimensionRef.parse(column_text(node)) if node.name != "time" else DimensionRef(None, "time")
-            if ref.entity is None:
-                expr = scope.time(entity, f"filter on {node.name}")
-            else:
-                owner, ref, _ = self.dimension(ref, node.sql())
-                assert owner is not None
-                expr = scope.dimension(owner, ref.name, f"filter on {ref}", ref.via)
-            if ref.grain:
-                expr = truncate(expr, ref.grain, self.query.timezone)
-            return exp.Paren(this=expr) if not isinstance(expr, exp.Column | exp.Cast) else expr
-
-        holder = exp.Paren(this=tree.copy())  # a parent, so the top node can be replaced too
-        for comparison in list(holder.find_all(*_COMPARISONS)):
-            ranged = self._raw_time_range(comparison)
-            if ranged is not None:
-                comparison.replace(ranged)
-            else:
-                _check_literals(comparison, self)
-        top: exp.Expr = holder.this  # the comparison replacements may have replaced the top node itself
-        return top.transform(rewrite, copy=False)
-
-    def _raw_time_range(self, comparison: exp.Expr) -> exp.Expr | None:
-        """`<time>:<grain> <op> '<literal>'` as a range on the raw time, or None to keep the comparison as is."""
-        column = comparison.this
-        if not isinstance(column, exp.Column) or ":" not in column.name:
-            return None
-        name, _, grain = column.name.partition(":")
-        if column.table:
-            owner = self.entity(column.table, column.sql())
-            if owner.dimensions.get(name) is None or owner.dimensions[name].type != "time":
-                return None
-        bounds = [comparison.args.get("low"), comparison.args.get("high")] if isinstance(comparison, exp.Between) \
-            else [comparison.args.get("expression")]
-        if not all(isinstance(b, exp.Literal) and b.is_string for b in bounds):
-            return None
-        label = f"filter on {column.sql()}"
-        values = [parse_time(b.this, label, self.query.timezone) for b in bounds]  # type: ignore[union-attr]
-        if isinstance(comparison, exp.Between):
-            low = raw_range(exp.GTE, values[0], grain.lower())
-            high = raw_range(exp.LTE, values[1], grain.lower())
-            conditions = (low or []) + (high or [])
-        else:
-            found = raw_range(type(comparison), values[0], grain.lower())
-            if found is None:
-                return None
-            conditions = found
-        if not conditions:
-            return None  # never true for a time, NULL for no time: the comparison as written says exactly that
-        raw = exp.column(exp.to_identifier(name, quoted=True), table=column.args.get("table"))
-        timezone = self.query.timezone
-        return exp.Paren(this=exp.and_(*(op(this=raw.copy(), expression=time_literal(to_utc(bound, timezone)))
-                                         for op, bound in conditions)))
+    def _time_dimension(self, entity: Entity) -> Dimension | None:
+        owner_name, _, name = (entity.time or "").rpartition(".")
+        owner = self.model.entities.get(owner_name) if owner_name else entity
+        return owner.dimensions.get(name) if owner is not None else None
 
 
-def _conjuncts(tree: exp.Expr) -> list[exp.Expr]:
-    while isinstance(tree, exp.Paren):
-        tree = tree.this
-    if isinstance(tree, exp.And):
-        return _conjuncts(tree.this) + _conjuncts(tree.expression)
-    return [tree]
-
-
-def _check_literals(comparison: exp.Expr, planner: _Planner) -> None:
-    """Check each literal of `dimension <op> literal(s)` against the dimension's type; time strings become typed
-    timestamp literals in place."""
-    column = comparison.this if isinstance(comparison.this, exp.Column) else None
-    if column is None:
-        return
-    if column.table:
-        owner = planner.entity(column.table, column.sql())
-        name = column.name.split(":")[0]
-        if name not in owner.dimensions:
-            return
-        dim_type = owner.dimensions[name].type
-        label = f"{column.table}.{column.name}"
-    else:
-        dim_type, label = "time", column.name
-    values = [v for k, v in comparison.args.items() if k != "this" for v in (v if isinstance(v, list) else [v])
-              if isinstance(v, exp.Expression)]
-    for value in values:
-        literal = value.this if isinstance(value, exp.Neg) else value
-        if isinstance(literal, exp.Null) or not isinstance(literal, exp.Literal | exp.Boolean):
-            continue
-        where = f"filter on {label}"
-        if isinstance(comparison, exp.Like | exp.ILike) and dim_type != "string":
-            raise QueryError(f"{where}: LIKE needs a string dimension, but {label} is a {dim_type}")
-        if dim_type == "time":
-            if not (isinstance(literal, exp.Literal) and literal.is_string):
-                raise QueryError(f"{where}: compare a time with a quoted date such as '2024-03-01', "
-                                 f"not {literal.sql()}")
-            value.replace(time_literal(parse_time(literal.this, where)))
-        elif dim_type in ("number", "integer"):
-            if not (isinstance(literal, exp.Literal) and not literal.is_string):
-                raise QueryError(f"{where}: {label} is a number; compare it with a number, not {literal.sql()}")
-        elif dim_type == "boolean":
-            if not isinstance(literal, exp.Boolean):
-                raise QueryError(f"{where}: {label} is a boolean; compare it with true or false, "
-                                 f"not {literal.sql()}")
-        elif not (isinstance(literal, exp.Literal) and literal.is_string):
-            raise QueryError(f"{where}: {label} is a string; quote the value: '{literal.sql()}'")
+def _storage(dim: Dimension | None) -> str:
+    if dim is None or dim.type != "time":
+        return ""
+    return dim.storage or "timestamp"
 
 
 def plan(model: Model, query: SemanticQuery) -> Plan:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from semantic.errors import UnknownFieldError, did_you_mean
-from semantic.model import GRAINS, Entity, Model
+from semantic.model import Entity, Model
 from semantic.plan.paths import all_paths, join_path
 
 
@@ -30,25 +30,6 @@ class Join:
     entity: str
     on: exp.Expr
     kind: str = "left"  # "inner" only along required relationships from the base: no row can be lost
-
-
-def local(expr: exp.Expr, timezone: str | None) -> exp.Expr:
-    """A stored (naive UTC) time as wall-clock time in `timezone`."""
-    if timezone is None:
-        return expr
-    utc = exp.AtTimeZone(this=expr, zone=exp.Literal.string("UTC"))
-    return exp.AtTimeZone(this=utc, zone=exp.Literal.string(timezone))
-
-
-def truncate(expr: exp.Expr, grain: str, timezone: str | None = None) -> exp.Expr:
-    """A time at a grain: a date for day and coarser grains, a timestamp otherwise (weeks start on Monday). With a
-    time zone, the stored UTC time is read as wall-clock time there first."""
-    if grain == "day":  # the date itself: one cast instead of truncating to midnight and casting
-        return exp.cast(local(expr, timezone), exp.DataType.Type.DATE)
-    truncated = exp.TimestampTrunc(this=local(expr, timezone), unit=exp.var(grain.upper()))
-    if GRAINS.index(grain) >= GRAINS.index("day"):
-        return exp.cast(truncated, exp.DataType.Type.DATE)
-    return truncated
 
 
 class Scope:

@@ -11,7 +11,8 @@ from sqlglot import exp
 from semantic.model import GRAINS, Model
 from semantic.plan.fill import Fill
 from semantic.plan.planner import SNAPSHOT, Aggregate, Plan
-from semantic.plan.scope import ident, truncate
+from semantic.plan.scope import ident
+from semantic.plan.timemodel import truncate
 from semantic.sql.joins import joined
 
 
@@ -119,15 +120,16 @@ def _periods(fill: Fill) -> exp.Select:
         .from_(exp.alias_(exp.Subquery(this=edges), ident("bounds"), table=True)).join(table)
 
 
-def _filled(plan: Plan, fill: Fill) -> exp.Select:
-    """Every period crossed with every combination of the other dimensions that has data, joined to the answer."""
+def _filled(plan: Plan, fill: Fill, measures: list[str]) -> exp.Select:
+    """Every period crossed with every combination of the other dimensions that has data, joined to the measures;
+    metrics and metric filters are computed over this, so a filled period is filtered like any other."""
     others = [g for g in plan.groups if g != fill.period]
     items: list[exp.Expr] = []
     for group in plan.groups:
         source = exp.column(ident("period"), table=ident("periods")) if group == fill.period else \
             exp.column(ident(group), table=ident("keys"))
         items.append(exp.alias_(source, ident(group)))
-    for alias, _ in plan.metrics:
+    for alias in measures:
         value: exp.Expr = exp.column(ident(alias), table=ident("answer"))
         if alias in fill.zero:
             value = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
@@ -208,14 +210,17 @@ def build(plan: Plan, model: Model) -> exp.Select:
     else:
         source = "joined"
         ctes.append((source, _stitch(plan, names), "Stitch the entities' metrics on the dimension values"))
+    if plan.fill is not None:  # periods are added to the measures, before metrics and metric filters
+        measures = [a for agg in plan.aggregates for a in agg.outputs]
+        answer = exp.select(*(_col(a) for a in (*plan.groups, *measures))).from_(ident(source))
+        ctes.append(("answer", answer, "The measures before gap filling"))
+        ctes.append(("periods", _periods(plan.fill), f"Every {plan.fill.grain} of the range"))
+        source = "filled"
+        ctes.append((source, _filled(plan, plan.fill, measures), "Every period, empty ones filled"))
     items = [_col(g) for g in plan.groups] + [exp.alias_(e.copy(), ident(a)) for a, e in plan.metrics]
     final = exp.select(*items, copy=False).from_(ident(source), copy=False)
     if plan.having is not None:
         final = final.where(plan.having.copy(), copy=False)
-    if plan.fill is not None:
-        ctes.append(("answer", final, "The answer before gap filling"))
-        ctes.append(("periods", _periods(plan.fill), f"Every {plan.fill.grain} of the range"))
-        final = _filled(plan, plan.fill)
     if plan.order:
         final = final.order_by(*(exp.Ordered(this=_col(a), desc=d, nulls_first=False) for a, d in plan.order),
                                copy=False)

@@ -6,8 +6,9 @@ one such construct for the dialects that need it. A rule is a pure function, tre
 it changes anything, or raises CompileError when the dialect has no exact form. `RULES` lists each dialect's rules in
 the order they run, as sqlglot's optimizer lists its own, and `rewrite()` folds a dialect's rules over a tree.
 
-Snowflake has no rules: sqlglot's translation keeps the meaning of what we build there (it takes INTERVAL offsets
-in RANGE frames over dates and times, and starts weeks on Monday under its default WEEK_START = 0).
+Every dialect makes division by zero NULL (`null_division`). Snowflake needs nothing else: sqlglot's translation
+keeps the meaning of what we build there (it takes INTERVAL offsets in RANGE frames over dates and times, and starts
+weeks on Monday under its default WEEK_START = 0).
 """
 
 from __future__ import annotations
@@ -423,15 +424,40 @@ def postgres_arg_max(tree: exp.Expr) -> exp.Expr:
     return tree
 
 
+# --- arithmetic --------------------------------------------------------------------------------------------------
+
+def null_division(tree: exp.Expr) -> exp.Expr:
+    """Division by zero is NULL on every warehouse: PostgreSQL raises, DuckDB returns Infinity or NaN, so every
+    divisor that could be zero becomes NULLIF(divisor, 0) (one already so, or a non-zero number, is left alone).
+
+    >>> import sqlglot
+    >>> null_division(sqlglot.parse_one("SELECT a / b, a / NULLIF(b, 0), a / 2 FROM t")).sql()
+    'SELECT a / NULLIF(b, 0), a / NULLIF(b, 0), a / 2 FROM t'
+    """
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.Div)):
+        divisor = node.expression
+        while isinstance(divisor, exp.Paren):
+            divisor = divisor.this
+        if isinstance(divisor, exp.Literal) and not divisor.is_string and float(divisor.this) != 0:
+            continue
+        if isinstance(divisor, exp.Nullif) and isinstance(divisor.expression, exp.Literal) \
+                and not divisor.expression.is_string and float(divisor.expression.this) == 0:
+            continue
+        node.set("expression", exp.Nullif(this=node.expression, expression=exp.Literal.number(0)))
+    return tree
+
+
 # --- the rules of each dialect -----------------------------------------------------------------------------------
 
 RULES: dict[str, tuple[Rewrite, ...]] = {
-    "duckdb": (duckdb_arg_max_keeps_nulls,),
-    "postgres": (postgres_arg_max,),
-    "bigquery": (bigquery_exact_percentile, bigquery_monday_weeks, bigquery_truncate_dates,
+    "duckdb": (null_division, duckdb_arg_max_keeps_nulls),
+    "postgres": (null_division, postgres_arg_max),
+    "snowflake": (null_division,),
+    "bigquery": (null_division, bigquery_exact_percentile, bigquery_monday_weeks, bigquery_truncate_dates,
                  bigquery_numeric_range_frames, bigquery_nulls_last_in_windows),
-    "trino": (trino_exact_percentile,),
-    "spark": (spark_exact_percentile, spark_integer_day_frames),
+    "trino": (null_division, trino_exact_percentile),
+    "spark": (null_division, spark_exact_percentile, spark_integer_day_frames),
 }
 
 

@@ -26,7 +26,7 @@ WITH "order_series" /* Aggregate order per period: order__revenue */ AS (
     FROM "order_series"
   ) AS "windowed"
   WHERE
-    CAST("time__day" AS DATE) >= CAST('2024-06-01 00:00:00' AS TIMESTAMP)
+    "time__day" >= CAST('2024-06-01' AS DATE)
 )
 SELECT
   "time__day",
