@@ -29,8 +29,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from semantic.model import GRAINS, Entity, Metric, Model
-from semantic.plan.planner import Aggregate, OutputColumn, Plan, alias_of, parse_time, time_literal
-from semantic.plan.scope import ident, truncate
+from semantic.plan.planner import Aggregate, OutputColumn, Plan, alias_of
+from semantic.plan.scope import ident
+from semantic.plan.timemodel import parse_instant, time_literal, truncate, wall
 from semantic.query import DimensionRef, column_text
 from semantic.sql.build import build
 from semantic.sql.render import render
@@ -277,7 +278,8 @@ def _residual(model: Model, condition: exp.Expr, held_dims: dict[_Key, list[tupl
             return None
         for bound in bounds:  # the period's start compared with the time as written, as `raw_range` reads it
             assert isinstance(bound, exp.Literal)
-            bound.replace(time_literal(parse_time(bound.this, f"filter on {text}", timezone)))
+            moment = parse_instant(bound.this, f"filter on {text}", timezone)
+            bound.replace(time_literal(wall(moment, timezone)))  # wall-clock, like the cached periods
         column.replace(held)
     return tree
 
