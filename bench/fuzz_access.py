@@ -1,7 +1,7 @@
 """A fuzz of GraphQL documents and filter strings under policies: no 500, no traceback, no INTERNAL error, no
 other tenant's row, no statement but a SELECT.
 
-Run: python -m bench.fuzz_access [--cases 10000] [--orders 2000] [--seed 1]
+Run: python -m bench.fuzz_access [--cases 10000] [--orders 2000] [--seed 1] [--examples]
 
 The app (the example model with its policies switched on, HS256 tokens) is served over an httpx ASGI transport on
 a DuckDB file made for the run; readers are analysts of each region, an admin, an intern with no policy, an
@@ -143,6 +143,7 @@ class Fuzz:
     client: Client
     warehouse: Counting
     outcomes: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # one case per outcome, to reproduce it
 
     def check(self, reader: str, document: str, variables: dict[str, Any]) -> None:
         claims = READERS[reader]
@@ -167,7 +168,10 @@ class Fuzz:
             assert not leaked, f"{reader} saw {leaked} for {document!r} {variables!r}"
         if claims is not None and claims.get("region") == INJECTIONS[0]:
             assert not [v for v in _values(body.get("data")) if v in REGIONS], text
-        self.outcomes[f"{response.status_code} {codes[0] if codes else 'ok'}"] += 1
+        outcome = f"{response.status_code} {codes[0] if codes else 'ok'}"
+        self.outcomes[outcome] += 1
+        self.examples.setdefault(outcome, f"{reader}: {document} {json.dumps(variables)} -> "
+                                          f"{(body.get('errors') or [{}])[0].get('message', '')}")
 
 
 def _is_select(sql: str) -> bool:
@@ -214,6 +218,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--examples", action="store_true", help="print one case of each outcome")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         target = fuzz(Path(folder), args.orders)
@@ -227,6 +232,9 @@ def main() -> None:
     print(f"{'outcome':<40} {'cases':>8}")
     for outcome, count in target.outcomes.most_common():
         print(f"{outcome:<40} {count:>8,}")
+    if args.examples:
+        for outcome, example in target.examples.items():
+            print(f"\n{outcome}: {example}")
 
 
 if __name__ == "__main__":
