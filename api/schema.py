@@ -6,6 +6,7 @@ fields aggregate, nested fields follow relationships. Resolvers only turn GraphQ
 from __future__ import annotations
 
 import enum
+import os
 from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, NewType
@@ -28,7 +29,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from api.errors import ErrorCodes
 from api.names import camel, pascal
 from semantic.access import ANONYMOUS, Access
-from semantic.errors import QueryError, SemanticError
+from semantic.errors import ForbiddenError, QueryError, SemanticError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
 from semantic.online import OnlineStore
@@ -620,10 +621,38 @@ class _Schema(strawberry.Schema):
 LIMITS = [*QueryDepthLimiter(max_depth=12).validation_rules, *MaxAliasesLimiter(max_alias_count=50).validation_rules]
 
 
+ADMIN_ROLES = "SEMANTIC_CACHE_ADMIN_ROLES"  # comma-separated roles that may clear the cache; default "admin"
+
+
+def may_clear_cache(access: Access) -> bool:
+    """The local trusted user, or a reader holding one of the configured admin roles."""
+    admins = {r.strip() for r in os.environ.get(ADMIN_ROLES, "admin").split(",") if r.strip()}
+    return access.trusted or bool(access.roles & admins)
+
+
+async def _clear_cache(info: strawberry.Info, entity: str | None = None) -> int:
+    access = _access(info)
+    if not may_clear_cache(access):
+        raise ForbiddenError("clearing the cache needs an admin role (SEMANTIC_CACHE_ADMIN_ROLES); ask an "
+                             "administrator, or wait for the answers' ttl")
+    service = _service(info)
+    return await anyio.to_thread.run_sync(lambda: service.clear_cache(entity))
+
+
+@strawberry.type(description="Operations that change the server's state.")
+class Mutation:
+    clear_cache: int = strawberry.mutation(
+        resolver=_clear_cache, description="Drop the cached answers that read `entity` (every cached answer when "
+                                           "it is left out), for every process sharing the cache; returns how many "
+                                           "were dropped. Only a reader with an admin role may call it "
+                                           "(SEMANTIC_CACHE_ADMIN_ROLES, default `admin`).")
+
+
 def build_schema(model: Model) -> strawberry.Schema:
     """The GraphQL schema of a model, with parser and validation caches and limits on aliases and depth."""
     return _Schema(
         query=SchemaConverter(model).root(),
+        mutation=Mutation,
         types=[Grain, Direction],
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;

@@ -19,6 +19,7 @@ from semantic.model import (
     DIMENSION_TYPES,
     GRAINS,
     STORAGES,
+    CachePolicy,
     Dimension,
     Entity,
     Feature,
@@ -172,7 +173,7 @@ class _Reader:
 
     def entity(self, node: Any) -> Entity | None:
         allowed = ("name", "table", "sql", "key", "time", "created", "description", "dimensions", "metrics",
-                   "relationships", "features", "policies")
+                   "relationships", "features", "policies", "cache")
         if not self.keys(node, allowed, "entity"):
             return None
         name = self.name(node, "an entity")
@@ -237,7 +238,41 @@ class _Reader:
             features=features,
             where=self.where(node),
             policies=tuple(p for p in (self.policy(child, name) for child in self.list(node, "policies")) if p),
+            cache=self.cache(node.get("cache"), f"the cache of {name!r}", entity=True),
         )
+
+    def cache(self, node: Any, what: str, entity: bool) -> CachePolicy:
+        """`cache: {ttl: 300, stale_while_revalidate: 60}` at the top; `{ttl, refresh_key, refresh_every}` per
+        entity. Durations are seconds."""
+        if node is None:
+            return CachePolicy()
+        allowed = ("ttl", "refresh_key", "refresh_every") if entity else ("ttl", "stale_while_revalidate")
+        if not self.keys(node, allowed, what):
+            return CachePolicy()
+        seconds: dict[str, float] = {}
+        for key in ("ttl", "stale_while_revalidate", "refresh_every"):
+            value = node.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                self.issue(node, f"{what}: `{key}` must be a number of seconds ≥ 0, got {value!r}")
+                continue
+            seconds[key] = float(value)
+        refresh = None
+        text = node.get("refresh_key")
+        if text is not None:
+            try:
+                refresh = sqlglot.parse_one(str(text), read=self.dialect)
+            except sqlglot.errors.ParseError as error:
+                detail = error.errors[0]["description"] if error.errors else str(error)
+                self.issue(node, f"{what}: cannot parse the refresh_key {text!r}: {detail}")
+            if refresh is not None and not isinstance(refresh, exp.Query):
+                example = "`select max(updated_at) from orders`"
+                self.issue(node, f"{what}: the refresh_key must be a query returning one value, such as "
+                                 f"{example}; got {text!r}")
+                refresh = None
+        return CachePolicy(seconds.get("ttl"), seconds.get("stale_while_revalidate"), refresh,
+                           seconds.get("refresh_every", 10.0))
 
     def policy(self, node: Any, entity: str) -> Policy | None:
         """`{roles: [...], rows: "<filter with {{ user.x }}>", hide: [...]}`; names are checked in `access.py`."""
@@ -433,7 +468,7 @@ def _files(path: Path) -> list[Path]:
 
 
 VERSIONS = (1,)  # the model format versions this release reads
-_MODEL_KEYS = ("version", "name", "dialect", "warehouse", "description", "entities")
+_MODEL_KEYS = ("version", "name", "dialect", "warehouse", "description", "entities", "cache")
 
 
 def load(path: str | Path) -> Model:
@@ -479,8 +514,11 @@ def read(path: str | Path) -> tuple[Model, list[Issue]]:
         reader.issues.append(Issue(f"unknown dialect {dialect!r}", settings.get("_file_dialect", str(root))))
         reader.dialect = "duckdb"
     entities: dict[str, Entity] = {}
+    policy = CachePolicy()
     for file, doc in documents:
         reader.file = file
+        if isinstance(doc, dict) and "cache" in doc:
+            policy = reader.cache(doc["cache"], "the model's cache", entity=False)
         if doc is None:
             continue
         if not reader.keys(doc, _MODEL_KEYS, "the model (top level)"):
@@ -504,6 +542,7 @@ def read(path: str | Path) -> tuple[Model, list[Issue]]:
         warehouse=warehouse if isinstance(warehouse, str) else None,
         description=str(settings.get("description", "")).strip(),
         source=str(root),
+        cache=policy,
     )
     issues += reader.issues
     issues += validate(model)

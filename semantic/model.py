@@ -130,6 +130,22 @@ class Policy:
     where: Where = field(default_factory=Where)
 
 
+@dataclass(frozen=True)
+class CachePolicy:
+    """How long answers stay fresh (`cache:` in the model, at the top and per entity; all optional).
+
+    `ttl`: seconds an answer is fresh; an answer reading several entities lives as long as the shortest.
+    `stale_while_revalidate` (top level): seconds past its ttl an answer is still served while one refresh runs.
+    `refresh_key` (per entity): a cheap query (`select max(updated_at) from orders`) whose answer changing drops
+    exactly the answers that read the entity, checked at most every `refresh_every` seconds.
+    """
+
+    ttl: float | None = None
+    stale_while_revalidate: float | None = None
+    refresh_key: exp.Expr | None = None
+    refresh_every: float = 10.0
+
+
 @dataclass(frozen=True, eq=False)
 class Entity:
     name: str
@@ -145,6 +161,7 @@ class Entity:
     features: dict[str, Feature] = field(default_factory=dict)
     where: Where = field(default_factory=Where)
     policies: tuple[Policy, ...] = ()
+    cache: CachePolicy = field(default_factory=CachePolicy)
     # Set only in a reader's view of the model (`access.py`): the rows this reader may see (a SELECT), or why they
     # may not read the entity at all. `sql.joins.source_of` honours both, so every read goes through them.
     rows: exp.Expr | None = None
@@ -162,6 +179,7 @@ class Model:
     warehouse: str | None = None
     description: str = ""
     source: str = "<model>"
+    cache: CachePolicy = field(default_factory=CachePolicy)
 
     def entity(self, name: str) -> Entity:
         return self.entities[name]

@@ -24,11 +24,12 @@ from sqlglot import exp
 from semantic import rollup
 from semantic.access import TRUSTED, Access, View, Views
 from semantic.cache import Lookup, ResultCache, Source, result_key
-from semantic.errors import CompileError, QueryError
+from semantic.errors import CompileError, QueryError, did_you_mean
 from semantic.execute import Table, Warehouse
 from semantic.features.build import build_features
 from semantic.features.request import FeatureRequest, feature_names
 from semantic.features.training import Spine, assemble, build_training, to_pandas
+from semantic.freshness import Freshness
 from semantic.model import Model
 from semantic.plan.planner import OutputColumn, Plan, plan
 from semantic.plan.scope import ident
@@ -81,6 +82,7 @@ class Service:
         self.model = model
         self.warehouse = warehouse
         self.cache = cache if cache is not None else ResultCache()
+        self.freshness = Freshness(model, self.cache)
         self.rollups = rollups  # answer from finer cached results where exact; off: exact matches only
         self.views = Views(model)
         self._plans: LRUCache[tuple[SemanticQuery, str, str], Compiled] = LRUCache(maxsize=plan_cache_size)
@@ -141,8 +143,15 @@ class Service:
         may answer a miss without the warehouse (a roll-up). `scope` is a view's fingerprint: readers of different
         views never share an entry, nor learn from `hit` what the other asked."""
         warehouse = self._warehouse()
+        self.freshness.check(warehouse)
         return self.cache.get_or_run(result_key(sql, warehouse.identity, scope), lambda: warehouse.arrow(sql),
-                                     entities=entities, alternative=alternative)
+                                     ttl=self.freshness.ttl(entities), entities=entities, alternative=alternative)
+
+    def clear_cache(self, entity: str | None = None) -> int:
+        """Drop the cached answers that read `entity` (all of them when None); how many were dropped."""
+        if entity is not None and entity not in self.model.entities:
+            raise QueryError(f"unknown entity {entity!r}.{did_you_mean(entity, self.model.entities)}")
+        return self.cache.invalidate(entity)
 
     def run_arrow(self, sql: str, scope: str = "", tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
         """Run canonical SQL over `tables` (each visible under its name for this statement) as Arrow, through the

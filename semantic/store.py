@@ -223,6 +223,11 @@ class RedisStore:
             log.warning("cache store %s is reachable again", self.identity)
         return result
 
+    @property
+    def reachable(self) -> bool:
+        """False since the last failure, until a command succeeds again."""
+        return not self._down
+
     def _k(self, kind: str, key: str) -> str:
         return f"{self.prefix}{kind}:{key}"
 

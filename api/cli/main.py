@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from api.cli.cache import cache
 from api.cli.compile import compile_
 from api.cli.features import features
 from api.cli.query import query
@@ -17,7 +18,7 @@ def cli() -> None:
     """A semantic layer with a GraphQL API: metrics and point-in-time features over a SQL warehouse."""
 
 
-for command in (serve, query, compile_, features, validate, schema):
+for command in (serve, query, compile_, cache, features, validate, schema):
     cli.add_command(command)
 
 
