@@ -32,6 +32,7 @@ from api.features import lookup, refresh, training
 from api.schema import build_schema
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import SemanticError
+from semantic.integrity import KeyGuard
 from semantic.online import OnlineStore
 from semantic.service import Service
 
@@ -89,6 +90,11 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
     `snapshot_max_age` seconds old, rebuilt in the background. `auth` checks credentials (default: anonymous)."""
     online = OnlineStore(service, max_age=snapshot_max_age)
     auth = auth if auth is not None else Authenticator()
+    if service.integrity is None and service.warehouse is not None:
+        service.integrity = KeyGuard(service.warehouse)
+    if service.integrity is not None:  # every relationship target's key, now; queries re-check what they join
+        for problem in service.integrity.check_model(service.model):
+            log.warning("%s", problem)
 
     async def healthz(request: Request) -> JSONResponse:
         if service.warehouse is None:

@@ -91,7 +91,13 @@ def _column_issues(model: Model, entity: Entity, relation: Relation) -> Iterator
         if not isinstance(dim.expr, exp.Column) or dim.expr.table:
             continue
         found = relation.column(dim.expr.name)
-        if found is None or found.type is None or _fits(dim.type, found.type):
+        if found is None or found.type is None:
+            continue
+        if dim.name in entity.key and dim.type == "string" and is_integer(found.type):
+            yield _issue(dim.where, f"key {entity.name}.{dim.name} is typed string (the default) but column "
+                                    f"{found.name!r} holds {found.type.sql(model.dialect)}; declare "
+                                    f"`{{name: {dim.name}, type: integer}}` so keys are given as integers", "note")
+        if _fits(dim.type, found.type):
             continue
         hint = {"time": f"; write `expr: CAST({dim.expr.name} AS TIMESTAMP)` if it holds times as text",
                 "integer": "; declare it `type: number`"}.get(dim.type, "")

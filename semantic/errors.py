@@ -86,6 +86,12 @@ class AmbiguousPathError(QueryError):
     code = "AMBIGUOUS_PATH"
 
 
+class DataIntegrityError(QueryError):
+    """The data breaks an assumption the answer relies on (a joined key that is not unique would double count)."""
+
+    code = "DATA_INTEGRITY"
+
+
 class CompileError(SemanticError):
     """A valid request that cannot be expressed in the target dialect."""
 

@@ -30,6 +30,7 @@ from semantic.features.build import build_features
 from semantic.features.request import FeatureRequest, feature_names
 from semantic.features.training import Spine, assemble, build_training, to_pandas
 from semantic.freshness import Freshness
+from semantic.integrity import KeyGuard, feature_uses
 from semantic.model import Model
 from semantic.plan.planner import OutputColumn, Plan, plan
 from semantic.plan.scope import ident
@@ -78,9 +79,11 @@ class Result:
 
 class Service:
     def __init__(self, model: Model, warehouse: Warehouse | None, cache: ResultCache | None = None,
-                 plan_cache_size: int = 1024, *, rollups: bool = True) -> None:
+                 plan_cache_size: int = 1024, *, rollups: bool = True,
+                 integrity: KeyGuard | None = None) -> None:
         self.model = model
         self.warehouse = warehouse
+        self.integrity = integrity  # when set, answers a non-unique join key would double count are refused
         self.cache = cache if cache is not None else ResultCache()
         self.freshness = Freshness(model, self.cache)
         self.rollups = rollups  # answer from finer cached results where exact; off: exact matches only
@@ -162,6 +165,8 @@ class Service:
 
     def query(self, query: SemanticQuery, access: Access = TRUSTED) -> Result:
         compiled = self.compile(query, access=access)
+        if self.integrity is not None:
+            self.integrity.check_plan(self.model, compiled.plan)
         scope = self.view(access).fingerprint
         use_rollups = self.rollups and self.cache.enabled
         sql = compiled.run_sql if use_rollups else compiled.sql
@@ -262,6 +267,8 @@ class Service:
         if request.at is None:
             request = replace(request, at=datetime.now(UTC).replace(microsecond=0, tzinfo=None))
         sql, columns = self.compile_features(request, access=access)
+        if self.integrity is not None:
+            self.integrity.check(feature_uses(self.model, request.entity, request.names))
         scope = self.view(access).fingerprint
         lookup = self.run_sql(sql, scope, entities=tuple(self.model.entities))  # features may read any entity
         return Result(columns, Table.of(lookup.table).rows, sql, lookup.hit, lookup.key, lookup.source)
@@ -287,6 +294,8 @@ class Service:
         warehouse = self._warehouse()
         view = self.view(access)
         checked = Spine.create(view.model, entity, spine, names, time_column)
+        if self.integrity is not None:
+            self.integrity.check(feature_uses(self.model, entity, checked.names))
         table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
         tree, columns = build_training(view.model, checked, table_name, warehouse.dialect)
         sql = self._render(tree, warehouse.dialect, "this training set")

@@ -14,6 +14,7 @@ import click
 from semantic.cache import ResultCache
 from semantic.errors import SemanticError, WarehouseError
 from semantic.execute import SqlWarehouse
+from semantic.integrity import KeyGuard
 from semantic.interop import load_any
 from semantic.model import Model
 from semantic.query import Filter, Order, SemanticQuery
@@ -71,8 +72,10 @@ def open_warehouse(model: Model, override: str | None) -> SqlWarehouse:
 
 
 def open_service(model: Model, override: str | None, cache: str | None = None) -> Service:
-    """The model's warehouse and the result cache (`cache`, else SEMANTIC_CACHE_URL, else in-process)."""
-    return Service(model, open_warehouse(model, override), ResultCache(open_store(cache_url(cache))))
+    """The model's warehouse and the result cache (`cache`, else SEMANTIC_CACHE_URL, else in-process); answers a
+    non-unique join key would double count are refused (the keys each query joins are checked)."""
+    warehouse = open_warehouse(model, override)
+    return Service(model, warehouse, ResultCache(open_store(cache_url(cache))), integrity=KeyGuard(warehouse))
 
 
 def query_options(fn: F) -> F:
