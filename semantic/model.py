@@ -95,6 +95,7 @@ class Relationship:
     type: RelationshipType = "many_to_one"
     required: bool = False  # every row has a match (the key is never null and never dangles): joins may be inner
     where: Where = field(default_factory=Where)
+    target_key: tuple[str, ...] = ()  # the target's columns `key` matches; () means the target's key
 
 
 @dataclass(frozen=True, eq=False)

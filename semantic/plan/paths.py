@@ -1,4 +1,6 @@
-"""Join paths along many-to-one (and one-to-one) relationships: the only direction that never fans out."""
+"""Join paths along many-to-one relationships, and one-to-one relationships either way: the only steps that never
+fan out. A one-to-one relationship declared on B (B.fk -> A.key) is also a step from A to B, joined on A's key
+= B.fk; LEFT, since an A need not have its B."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def all_paths(model: Model, source: str, target: str) -> tuple[Path, ...]:
     found: list[Path] = []
 
     def walk(entity: str, path: Path, seen: frozenset[str]) -> None:
-        for rel in model.entities[entity].relationships if entity in model.entities else ():
+        for rel in steps(model, entity):
             if rel.entity in seen or rel.entity not in model.entities:
                 continue
             step = (*path, rel)
@@ -30,6 +32,20 @@ def all_paths(model: Model, source: str, target: str) -> tuple[Path, ...]:
 
     walk(source, (), frozenset({source}))
     return tuple(found)
+
+
+@functools.lru_cache(maxsize=4096)
+def steps(model: Model, entity: str) -> tuple[Relationship, ...]:
+    """The relationships one can follow from `entity`: its own, and the reverse of each one-to-one pointing at it."""
+    if entity not in model.entities:
+        return ()
+    own = model.entities[entity]
+    reverse = tuple(
+        Relationship(other.name, own.key, "one_to_one", target_key=rel.key, where=rel.where)
+        for other in model.entities.values() if other.name != entity
+        for rel in other.relationships if rel.type == "one_to_one" and rel.entity == entity
+        and own.relationship_to(other.name) is None)  # declared both ways: one step, not two paths
+    return (*own.relationships, *reverse)
 
 
 def _picking(source: str, path: Path, paths: Sequence[Path]) -> list[str]:

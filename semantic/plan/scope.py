@@ -52,7 +52,7 @@ class Scope:
             if alias not in self.joins:
                 on = exp.and_(*(
                     exp.EQ(this=exp.column(fk, table=ident(previous)), expression=exp.column(pk, table=ident(alias)))
-                    for fk, pk in zip(rel.key, entity.key, strict=True)
+                    for fk, pk in zip(rel.key, rel.target_key or entity.key, strict=True)
                 ))
                 # Inner only if every hop from the base is required: after a LEFT hop the key may be NULL.
                 inner = rel.required and (previous == self.base.name or self.joins[previous].kind == "inner")
