@@ -145,9 +145,10 @@ def check_windowed_metrics(model: Model) -> Iterator[Issue]:
             elif base.semi_additive is not None:
                 yield _issue(metric.where, f"{what}: {base.qualified} is a snapshot (semi_additive), so "
                                            f"accumulating or offsetting it over time is not supported")
-            elif metric.kind == "cumulative" and base.agg not in ACCUMULABLE:
+            elif metric.kind == "cumulative" and base.agg not in (*ACCUMULABLE, "count_distinct"):
                 yield _issue(metric.where, f"{what}: a {base.agg} cannot be accumulated from per-period values; "
-                                           f"cumulative metrics build on {', '.join(ACCUMULABLE)}")
+                                           f"cumulative metrics build on {', '.join(ACCUMULABLE)} or "
+                                           f"count_distinct")
 
 
 def check_semi_additive(model: Model) -> Iterator[Issue]:

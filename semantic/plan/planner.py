@@ -274,7 +274,9 @@ class _Planner:
                          f"so these dimensions have no common rows; query them separately")
 
     def _aggregate(self, entity: Entity, metrics: list[Metric], dims: list[tuple[str, DimensionRef, OutputColumn]],
-                   filters: list[Condition]) -> Aggregate:
+                   filters: list[Condition], values: list[Metric] | None = None) -> Aggregate:
+        """`values`: count_distinct metrics whose counted values become groups (and filters conditions), so the
+        aggregate lists the distinct values per group instead of counting them."""
         scope = Scope(self.model, entity)
         timezone = self.query.timezone
         groups = []
@@ -287,6 +289,11 @@ class _Planner:
             return self._column(scope, entity, term.ref, f"filter on {term.ref}")
 
         where = [emit(f, target, timezone) for f in filters]
+        for value in values or ():
+            needed = f"metric {value.qualified}"
+            groups.append((alias_of(value.qualified), scope.qualify(value.expr or exp.Star(), entity, needed)))
+            if value.filter is not None:
+                where.append(scope.qualify(value.filter, entity, needed))
         measures = [(alias_of(m.qualified), self._measure(m, scope)) for m in metrics]
         pick = metrics[0].semi_additive if metrics else None
         if pick is not None:  # snapshots: aggregate per time too, then keep each group's last (first) time
@@ -319,7 +326,11 @@ class _Planner:
         if fine is not None:  # the series at the finer grain, under the period's alias
             dims = [(t, DimensionRef(r.entity, r.name, fine, r.via) if c.alias == period else r, c)
                     for t, r, c in dims]
-        series = self._aggregate(entity, list(bases.values()), dims, before)
+        distinct = [b for b in bases.values() if fine is not None and b.agg == "count_distinct"]
+        if distinct:  # the series holds the distinct (period, value) pairs instead of a count per period
+            series = self._aggregate(entity, [], dims, before, distinct)
+        else:
+            series = self._aggregate(entity, list(bases.values()), dims, before)
         windows = []
         for metric in metrics:
             base = bases[metric.base or ""]
@@ -327,10 +338,9 @@ class _Planner:
             if metric.kind == "offset":
                 function = exp.Max  # the frame holds at most the one row of the earlier period
             if fine is not None:
-                assert metric.window is not None
-                span = interval(metric.window.count, metric.window.unit)
+                span = interval(metric.window.count, metric.window.unit) if metric.window else None
                 windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, None,
-                                      span=span))
+                                      metric.grain_to_date, span, distinct=base in distinct))
                 continue
             spec, reset = frame(metric, grain) or (None, None)
             windows.append(Window(alias_of(metric.qualified), alias_of(base.qualified), function, spec, reset))
@@ -361,7 +371,10 @@ class _Planner:
         framed: list[Metric] = []
         ranged: list[tuple[Metric, str]] = []
         for metric in metrics:
-            if frame(metric, grain) is None:
+            spec = frame(metric, grain)  # also refuses a window the grain cannot report
+            if _distinct(entity, metric):  # exact: distinct values counted over the window, never summed
+                ranged.append((metric, fine_grain(metric, grain) if metric.window else grain))
+            elif spec is None:
                 ranged.append((metric, fine_grain(metric, grain)))
             else:
                 framed.append(metric)
@@ -404,6 +417,11 @@ class _Planner:
         owner_name, _, name = (entity.time or "").rpartition(".")
         owner = self.model.entities.get(owner_name) if owner_name else entity
         return owner.dimensions.get(name) if owner is not None else None
+
+
+def _distinct(entity: Entity, metric: Metric) -> bool:
+    """Whether a cumulative metric counts distinct values (accumulated over the window's rows, not per period)."""
+    return metric.kind == "cumulative" and entity.metrics[metric.base or ""].agg == "count_distinct"
 
 
 def _storage(dim: Dimension | None) -> str:

@@ -22,6 +22,7 @@ class Window:
     spec: exp.WindowSpec | None  # None: summed by a range join over the finer series (Aggregate.fine)
     reset: str | None = None  # grain_to_date: the running total restarts at each period of this grain
     span: exp.Expr | None = None  # the window's length as an interval, for the range join
+    distinct: bool = False  # COUNT(DISTINCT base) over the range join's rows (base is then a value column)
 
 
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}

@@ -149,7 +149,8 @@ def build_ranged(agg: Aggregate, series: str) -> exp.Select:
     """Windows that are not a whole number of periods (30 days per week): each reported period (one with data)
     sums the finer series over `[period end - window, period end)`, by a range join on the aggregated series."""
     period, grain = agg.period or "", agg.grain or "day"
-    others = [a for a, _ in agg.groups if a != period]
+    values = {w.base for w in agg.windows if w.distinct}  # distinct-count series: the counted values are groups
+    others = [a for a, _ in agg.groups if a != period and a not in values]
     reported = exp.select(*(_col(a) for a in others), exp.alias_(truncate(_col(period), grain), ident(period)))
     reported = reported.distinct().from_(ident(series))
     end = exp.Add(this=exp.column(ident(period), table=ident("reported")),
@@ -162,10 +163,15 @@ def build_ranged(agg: Aggregate, series: str) -> exp.Select:
     (window,) = agg.windows  # one window length per range join
     if window.span is not None:
         on.append(exp.GTE(this=fine_time.copy(), expression=exp.Sub(this=end.copy(), expression=window.span.copy())))
+    elif window.reset is not None:  # grain to date: from the start of the reported period's `reset` period
+        start = truncate(exp.column(ident(period), table=ident("reported")), window.reset)
+        on.append(exp.GTE(this=fine_time.copy(), expression=start))
     on.append(exp.LT(this=fine_time, expression=end))
     items: list[exp.Expr] = [exp.column(ident(a), table=ident("reported")) for a in (*others, period)]
-    items += [exp.alias_(w.function(this=exp.column(ident(w.base), table=ident("fine"))), ident(w.alias))
-              for w in agg.windows]
+    for w in agg.windows:
+        base = exp.column(ident(w.base), table=ident("fine"))
+        value = exp.Count(this=exp.Distinct(expressions=[base])) if w.distinct else w.function(this=base)
+        items.append(exp.alias_(value, ident(w.alias)))
     select = exp.select(*items).from_(exp.alias_(exp.Subquery(this=reported), ident("reported"), table=True))
     # LEFT: a period with data but none inside its window is still reported (with no value).
     select = select.join(exp.Table(this=ident(series), alias=exp.TableAlias(this=ident("fine"))), on=exp.and_(*on),
