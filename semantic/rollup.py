@@ -2,8 +2,9 @@
 
 Two pure steps over plans:
 
-- `widen(model, plan)`: the plan of a result that can serve later roll-ups, or None. Such a result has no limit,
-  offset, fill or metric filter (those drop or invent rows), and every measure it needs re-aggregates exactly
+- `widen(model, plan)`: the plan of a result that can serve later roll-ups, or None. Such a result has no offset,
+  fill or metric filter (those drop or invent rows), a limit only if the answer stays under it (which only the
+  answer tells: `Service.query` indexes a result only then), and every measure it needs re-aggregates exactly
   (sum, count, min, max; avg through a sum and a count of the same values). The widened plan also returns each
   measure under a hidden column (`_m__<alias>`, and `_sum__<alias>` / `_count__<alias>` for avg), so derived
   metrics and averages can be recomputed from their parts.
@@ -104,7 +105,7 @@ def _avg_part(expr: exp.Expr, kind: type[exp.Expr]) -> exp.Expr:
 
 def widen(model: Model, plan: Plan) -> Plan | None:
     """The plan with hidden measure columns, when its result can serve roll-ups; else None."""
-    if plan.limit is not None or plan.offset or plan.fill is not None or plan.having is not None:
+    if plan.offset or plan.fill is not None or plan.having is not None:
         return None
     leaves = _leaves(model, plan)
     if leaves is None:
@@ -175,7 +176,7 @@ def _conjuncts(tree: exp.Expr | None) -> list[exp.Expr]:
 def rollup_plan(model: Model, want: Plan, have: Plan) -> Plan | None:
     """A plan over the table `cached` (the widened result of `have`) answering `want`, or None."""
     q, c = want.query, have.query
-    if q.fill is not None or q.timezone != c.timezone or c.limit is not None or c.offset or c.fill is not None:
+    if q.fill is not None or q.timezone != c.timezone or c.offset or c.fill is not None:
         return None
     if have.having is not None or {a.entity for a in want.aggregates} != {a.entity for a in have.aggregates}:
         return None

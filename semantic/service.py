@@ -173,7 +173,11 @@ class Service:
         alternative = (lambda: self._roll_up(compiled, scope)) if use_rollups else None
         lookup = self.run_sql(sql, scope, entities=entities_read(self.model, compiled.plan),
                               alternative=alternative)
-        if use_rollups and compiled.widened is not None and lookup.source in (Source.WAREHOUSE, Source.ROLLUP):
+        # A result is a roll-up source only when whole: a limit (the server's row cap adds one to every query)
+        # that it did not reach cut nothing.
+        whole = query.limit is None or lookup.table.num_rows < query.limit
+        if use_rollups and compiled.widened is not None and whole and lookup.source in (Source.WAREHOUSE,
+                                                                                         Source.ROLLUP):
             self.cache.store.add(self._index(scope), json.dumps(
                 [lookup.key, sorted(query.metrics), sorted(query.dimensions),
                  query.where.text if query.where else None, query.timezone]))

@@ -131,6 +131,15 @@ def test_order_and_limit_apply_after_the_roll_up(cached: Service, truth: Service
     assert rolled.rows == truth.query(query).rows  # same order, same five
 
 
+def test_a_limit_the_answer_stays_under_cuts_nothing(cached: Service, truth: Service) -> None:
+    """The server's row cap adds a limit to every query: an answer under it is whole, and serves roll-ups."""
+    cached.query(_query(("order.revenue",), FINE, limit=100_001))
+    query = _query(("order.revenue",), ("customer.region",), limit=100_001)
+    rolled = cached.query(query)
+    assert rolled.cache_source is Source.ROLLUP
+    assert_same(rolled, truth.query(query))
+
+
 def test_time_zones_roll_up_only_within_the_same_zone(cached: Service, truth: Service) -> None:
     cached.query(_query(("order.revenue",), ("order.ordered_at:hour",), timezone="Asia/Kolkata"))
     same = _query(("order.revenue",), ("order.ordered_at:day",), timezone="Asia/Kolkata")
