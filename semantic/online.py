@@ -158,7 +158,7 @@ class OnlineStore:
             current = self._fresh(slot, refresh)
             if current is not None:
                 return current
-            built = self._build(entity, names, access)
+            built = self._build(entity, names, access, refresh)
             with self._state:
                 self._snapshots[slot] = built
                 self._snapshots.move_to_end(slot)
@@ -175,14 +175,27 @@ class OnlineStore:
         self._used[slot] = self._clock()
         return current
 
-    def _build(self, entity: str, names: tuple[str, ...], access: Access) -> Snapshot:
+    def _build(self, entity: str, names: tuple[str, ...], access: Access, refresh: bool = False) -> Snapshot:
+        """The snapshot from the service's cache store, so every process sharing it serves the same one and one
+        rebuild (under the store's lease) serves all; built here when the store has none younger than `max_age`
+        (an explicit `refresh` drops the stored one first)."""
         model = self.service.model
         started = self._clock()
-        at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
         found = model.entities[entity]
-        keys = self.service.keys(entity, access)
-        spine = keys.append_column("event_timestamp", pa.array([at] * keys.num_rows, pa.timestamp("us")))
-        table = self.service.training_set(entity, spine, names, access=access)
+        warehouse = self.service.warehouse.identity if self.service.warehouse is not None else ""
+        key = result_key(f"snapshot|{entity}|{','.join(names)}", warehouse, self.service.view(access).fingerprint)
+        if refresh:
+            self.service.cache.store.delete([key])
+
+        def build() -> pa.Table:
+            at = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+            keys = self.service.keys(entity, access)
+            spine = keys.append_column("event_timestamp", pa.array([at] * keys.num_rows, pa.timestamp("us")))
+            return self.service.training_set(entity, spine, names, access=access)
+
+        table = self.service.cache.get_or_run(key, build, ttl=self.max_age).table
+        stamps = table.column("event_timestamp")
+        at = stamps[0].as_py() if len(stamps) else datetime.now(UTC).replace(microsecond=0, tzinfo=None)
         key_columns = [table.column(c).to_pylist() for c in found.key]
         values = [table.column(n).to_pylist() for n in names]
         rows = {tuple(k): tuple(v) for k, v in zip(zip(*key_columns, strict=True), zip(*values, strict=True),

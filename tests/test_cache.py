@@ -336,3 +336,28 @@ def test_consumers_share_results_whatever_the_item_order(tmp_path: Path) -> None
     assert second.cache_source is Source.EXACT and first.cache_source is Source.WAREHOUSE
     assert [c.name for c in second.columns] == ["customer.region", "order.order_count", "order.revenue"]
     assert sorted(r[1:] for r in second.rows) == sorted((r[2], r[1]) for r in first.rows)
+
+
+def test_feature_snapshots_are_shared_through_the_store(tmp_path: Path, redis_url: str) -> None:
+    """Two processes' online stores over one Redis: the second serves the first's snapshot, with no statement;
+    an explicit refresh rebuilds it once for both."""
+    from semantic.online import OnlineStore
+
+    path = generate(tmp_path / "shop.duckdb", orders=300)
+    model = load(ROOT / "examples" / "shop")
+    warehouses = [CountingWarehouse(f"duckdb:///{path}") for _ in range(2)]
+    stores = [OnlineStore(Service(model, w, ResultCache(open_store(redis_url)))) for w in warehouses]
+    names = ("lifetime_revenue", "orders_last_30d")
+    first = stores[0].snapshot("customer", names)
+    assert warehouses[0].statements and not warehouses[1].statements
+    second = stores[1].snapshot("customer", names)
+    assert not warehouses[1].statements  # served from the store
+    assert second.at == first.at and second.rows == first.rows and len(first.rows) > 10
+    built = len(warehouses[0].statements)
+    time.sleep(1.1)  # snapshot times are whole seconds
+    rebuilt = stores[1].snapshot("customer", names, refresh=True)
+    assert warehouses[1].statements and rebuilt.at > first.at
+    assert stores[0].snapshot("customer", names, refresh=False).at in (first.at, rebuilt.at)
+    assert len(warehouses[0].statements) == built
+    for warehouse in warehouses:
+        warehouse.close()
