@@ -43,7 +43,8 @@ DATA = Path(__file__).resolve().parent / "data"
 MODEL = ROOT / "examples" / "shop" / "model.yaml"
 START, END = np.datetime64("2023-01-01T00:00:00", "s"), np.datetime64("2024-12-31T23:59:59", "s")
 FEATURES = ["orders_last_30d", "lifetime_revenue", "revenue_last_90d", "views_last_7d", "region", "segment",
-            "revenue_per_order_30d", "orders_7d", "revenue_7d"]
+            "revenue_per_order_30d", "orders_7d", "revenue_7d", "last_order_amount", "last_order_status",
+            "last_order_channel", "last_order_at"]
 METHODS = ("ours", "hand", "hand-asof")
 
 # The latest daily statistics known at t: each row is known from greatest(event, created); a running ARG_MAX
@@ -54,7 +55,12 @@ LATEST = """
                arg_max({'e': event_timestamp, 'o': orders_7d, 'r': revenue_7d},
                        {'e': event_timestamp, 'c': created_timestamp})
                    OVER (PARTITION BY customer_id ORDER BY greatest(event_timestamp, created_timestamp)) AS best
-        FROM customer_daily_stats)"""
+        FROM customer_daily_stats),
+    last_orders AS (  -- orders placed at the same second: the greatest order_id is the last one
+        SELECT customer_id, ordered_at, o.amount, o.status, o.channel
+        FROM (SELECT customer_id, ordered_at, arg_max({'amount': amount, 'status': status, 'channel': channel},
+                                                      order_id) AS o
+              FROM orders GROUP BY customer_id, ordered_at))"""
 SELECT = """
     SELECT s.customer_id, s.event_timestamp,
            CASE WHEN c.signed_up_at <= s.event_timestamp THEN coalesce(o.orders_30d, 0) END AS orders_last_30d,
@@ -69,10 +75,15 @@ SELECT = """
            CAST(CASE WHEN c.customer_id IS NOT NULL AND l.best.e >= s.event_timestamp - INTERVAL 2 DAY
                      THEN l.best.o END AS BIGINT) AS orders_7d,
            CAST(CASE WHEN c.customer_id IS NOT NULL AND l.best.e >= s.event_timestamp - INTERVAL 2 DAY
-                     THEN l.best.r END AS DOUBLE) AS revenue_7d
+                     THEN l.best.r END AS DOUBLE) AS revenue_7d,
+           CAST(CASE WHEN c.customer_id IS NOT NULL THEN lo.amount END AS DOUBLE) AS last_order_amount,
+           CASE WHEN c.customer_id IS NOT NULL THEN lo.status END AS last_order_status,
+           CASE WHEN c.customer_id IS NOT NULL THEN lo.channel END AS last_order_channel,
+           CASE WHEN c.customer_id IS NOT NULL THEN lo.ordered_at END AS last_order_at
     FROM spine s
     LEFT JOIN customers c ON c.customer_id = s.customer_id
     ASOF LEFT JOIN latest l ON l.customer_id = s.customer_id AND s.event_timestamp >= l.known_from
+    ASOF LEFT JOIN last_orders lo ON lo.customer_id = s.customer_id AND s.event_timestamp >= lo.ordered_at
     LEFT JOIN order_metrics o ON o.row_id = s.row_id
     LEFT JOIN view_metrics v ON v.row_id = s.row_id
     ORDER BY s.row_id"""

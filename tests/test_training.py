@@ -92,7 +92,7 @@ class Oracle:
     entities: dict[Any, Row]  # key -> the entity's own row
     entity_time: str
     events: dict[str, tuple[dict[Any, list[Row]], str]]  # source -> (rows by foreign key, time column)
-    latest: dict[str, tuple[dict[Any, list[Row]], str, str, tuple[str, ...]]]  # source -> (rows, time, created, key)
+    latest: dict[str, tuple[dict[Any, list[Row]], str, str | None, tuple[str, ...]]]  # source -> (rows, time, created, key)
 
     def at(self, key: Any, t: datetime | None) -> Callable[..., Any]:
         own = self.entities.get(key)
@@ -118,10 +118,12 @@ class Oracle:
             if not exists or t is None:
                 return None
             candidates = [r for r in found.get(key, []) if r[time] is not None and r[time] <= t
-                          and r[created] is not None and r[created] <= t and (ttl is None or r[time] >= t - ttl)]
+                          and (created is None or (r[created] is not None and r[created] <= t))
+                          and (ttl is None or r[time] >= t - ttl)]
             if not candidates:
                 return None
-            return max(candidates, key=lambda r: tuple(r[c] for c in (time, created, *ranking)))[column]
+            order = (time, *([created] if created else []), *ranking)
+            return max(candidates, key=lambda r: tuple(r[c] for c in order))[column]
 
         def dimension(column: str) -> Any:
             return own[column] if known and own is not None else None
@@ -305,6 +307,8 @@ entities:
       - {name: value, latest: snapshot.value}
       - {name: value_2h, latest: snapshot.value, ttl: 2 hours}
       - {name: label_4h, latest: snapshot.label, ttl: 4 hours}
+      - {name: last_amount, latest: event.amount}
+      - {name: last_kind_3h, latest: event.kind, ttl: 3 hours}
       - {name: tier, dimension: tier}
       - {name: score, dimension: score}
       - {name: score_plus_events, expr: "score + events_3h"}
@@ -347,7 +351,7 @@ entities:
 """
 PIT_FEATURES = ["events_3h", "events_all", "amount_3h", "big_6h", "amount_max_6h", "kinds", "kinds_3h", "amount_avg",
                 "amount_median_6h", "amount_per_event_6h", "events_plus_one_3h", "value", "value_2h", "label_4h", "tier", "score",
-                "score_plus_events"]
+                "score_plus_events", "last_amount", "last_kind_3h"]
 BASE = datetime(2024, 1, 1)
 PIT_COLUMNS = {
     "pit_members": [("member_id", "INTEGER"), ("joined_at", "TIMESTAMP"), ("tier", "TEXT"), ("score", "INTEGER")],
@@ -422,6 +426,8 @@ class Pit:
             "events_plus_one_3h": f("aggregate", "events", 3 * HOUR, lambda rs: len(rs) + 1),
             "value": f("latest", "snapshots", "value", None), "value_2h": f("latest", "snapshots", "value", 2 * HOUR),
             "label_4h": f("latest", "snapshots", "label", 4 * HOUR),
+            # events have no created time, and many share one (a 30-minute grid): the greatest event_id wins
+            "last_amount": f("latest", "events", "amount", None), "last_kind_3h": f("latest", "events", "kind", 3 * HOUR),
             "tier": f("dimension", "tier"), "score": f("dimension", "score"),
         }
         row["score_plus_events"] = None if row["score"] is None or row["events_3h"] is None \
@@ -463,7 +469,8 @@ def _pit(service: Service) -> Pit:
     events = rows_of(service, "SELECT * FROM pit_events")
     snapshots = rows_of(service, "SELECT * FROM pit_snapshots")
     oracle = Oracle(members, "joined_at", {"events": (by(events, "member_id"), "occurred_at")},
-                    {"snapshots": (by(snapshots, "member_id"), "as_of", "written_at", ("member_id", "snapshot_id"))})
+                    {"snapshots": (by(snapshots, "member_id"), "as_of", "written_at", ("member_id", "snapshot_id")),
+                     "events": (by(events, "member_id"), "occurred_at", None, ("event_id",))})
     anchors = {(k, m["joined_at"]) for k, m in members.items() if m["joined_at"]}
     anchors |= {(e["member_id"], e["occurred_at"] + d) for e in events if e["occurred_at"]
                 for d in (timedelta(0), 3 * HOUR, 6 * HOUR)}
