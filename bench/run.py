@@ -41,7 +41,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-MODEL = ROOT / "examples" / "shop" / "model.yaml"
+# The example's model (linked) and the entities of the join-shape kinds (bench/model/joins.yaml).
+MODEL = ROOT / "bench" / "model"
 
 DASHBOARD = "{ order(limit: 10, orderBy: [{revenue: DESC}]) { customer { region } revenue orderCount } }"
 
@@ -137,6 +138,9 @@ def queries() -> dict[str, Any]:
                                 "customer.segment = 'enterprise' and order.status <> 'returned'"),
         "metric filter (HAVING)": q("order.revenue", "customer.region order.channel", "order.revenue > 5000000"),
         "multi-hop join": q("order_item.units", "customer.region"),
+        "optional chain (LEFT JOINs)": q("line.units", "customer.region"),
+        "entity by SQL, joined again": q("dated_line.units", "order.status"),
+        "entity by SQL, then a chain": q("dated_line.units", "customer.region time:month"),
         "multi-entity stitch": q("order.revenue page_view.views", "customer.region time:month"),
         "time grain month": q("order.revenue", "order.ordered_at:month"),
         "time-filtered (day)": q("order.revenue", "time:day", "time:month >= '2024-06-01'"),
@@ -201,6 +205,21 @@ HAND: dict[str, str] = {
         FROM order_items i JOIN orders o ON o.order_id = i.order_id
         LEFT JOIN customers c ON c.customer_id = o.customer_id
         GROUP BY c.region""",
+    # Every item has its order in this data, so an analyst joins orders inner whether or not the model says so.
+    "optional chain (LEFT JOINs)": """
+        SELECT c.region, SUM(i.quantity) AS units
+        FROM order_items i JOIN orders o ON o.order_id = i.order_id
+        LEFT JOIN customers c ON c.customer_id = o.customer_id
+        GROUP BY c.region""",
+    "entity by SQL, joined again": """
+        SELECT o.status, SUM(i.quantity) AS units
+        FROM order_items i JOIN orders o ON o.order_id = i.order_id
+        GROUP BY o.status""",
+    "entity by SQL, then a chain": """
+        SELECT c.region, CAST(date_trunc('month', o.ordered_at) AS DATE) AS month, SUM(i.quantity) AS units
+        FROM order_items i JOIN orders o ON o.order_id = i.order_id
+        LEFT JOIN customers c ON c.customer_id = o.customer_id
+        GROUP BY ALL""",
     "multi-entity stitch": f"""
         WITH r AS (
             SELECT c.region, CAST(date_trunc('month', o.ordered_at) AS DATE) AS month, {REVENUE} AS revenue

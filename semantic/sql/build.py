@@ -13,7 +13,7 @@ from semantic.plan.fill import Fill
 from semantic.plan.planner import SNAPSHOT, Aggregate, Plan
 from semantic.plan.scope import ident
 from semantic.plan.timemodel import truncate
-from semantic.sql.joins import joined
+from semantic.sql.joins import joined, reuse_inner_joins
 
 
 def _col(alias: str, table: str | None = None) -> exp.Column:
@@ -41,7 +41,7 @@ def build_aggregate(agg: Aggregate, model: Model) -> exp.Select:
         select = select.where(agg.where, copy=False)
     if agg.groups:
         select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(agg.groups))), copy=False)
-    return select
+    return reuse_inner_joins(select, model, model.entities[agg.entity])
 
 
 def _stitch(plan: Plan, names: list[str]) -> exp.Select:
