@@ -44,6 +44,11 @@ class Catalog:
     relations: dict[str, Relation] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
 
+    def types(self) -> dict[str, dict[str, exp.DataType]]:
+        """Entity -> case-folded column -> type, where the warehouse told it (for `Model.column_types`)."""
+        return {name: {key: c.type for key, c in relation.columns.items() if c.type is not None}
+                for name, relation in self.relations.items()}
+
     def column_type(self, entity: str, column: str) -> exp.DataType | None:
         """The warehouse type of `entity`'s column, or None when unknown."""
         relation = self.relations.get(entity)

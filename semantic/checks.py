@@ -20,13 +20,9 @@ from semantic.errors import Issue, WarehouseError, did_you_mean
 from semantic.execute import Warehouse
 from semantic.model import Entity, Model, Relationship, Where
 from semantic.sql.render import render
+from semantic.types import DATES, INTEGERS, NUMBERS, TIMESTAMPS, is_integer
 
-T = exp.DataType.Type
-INTEGERS = exp.DataType.INTEGER_TYPES | {T.UBIGINT, T.UINT, T.USMALLINT, T.UTINYINT, T.UINT128, T.UINT256}
-NUMBERS = INTEGERS | exp.DataType.REAL_TYPES
-TIMES = {T.DATE, T.DATE32, T.DATETIME, T.DATETIME64, T.TIMESTAMP, T.TIMESTAMPTZ, T.TIMESTAMPLTZ, T.TIMESTAMPNTZ,
-         T.TIMESTAMP_S, T.TIMESTAMP_MS, T.TIMESTAMP_NS}
-FITS = {"integer": INTEGERS, "number": NUMBERS, "boolean": {T.BOOLEAN}, "time": TIMES}
+FITS = {"number": NUMBERS | INTEGERS, "boolean": {exp.DataType.Type.BOOLEAN}, "time": DATES | TIMESTAMPS}
 
 
 def _issue(where: Where, message: str, level: str = "error") -> Issue:
@@ -35,16 +31,6 @@ def _issue(where: Where, message: str, level: str = "error") -> Issue:
 
 def _ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
-
-
-def is_integer(kind: exp.DataType) -> bool:
-    """Whole numbers only: the integer types, and decimals of scale 0."""
-    if kind.this in INTEGERS:
-        return True
-    if kind.this == T.DECIMAL and len(kind.expressions) == 2:
-        scale = kind.expressions[1].this
-        return isinstance(scale, exp.Literal) and scale.this == "0"
-    return False
 
 
 def _fits(declared: str, kind: exp.DataType) -> bool:

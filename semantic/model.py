@@ -180,6 +180,8 @@ class Model:
     warehouse: str | None = None
     description: str = ""
     source: str = "<model>"
+    # entity -> case-folded column -> the warehouse's type, when read at serve time (`semantic.types` uses them)
+    column_types: dict[str, dict[str, exp.DataType]] = field(default_factory=dict)
     cache: CachePolicy = field(default_factory=CachePolicy)
 
     def entity(self, name: str) -> Entity:

@@ -28,10 +28,10 @@ import pyarrow as pa
 
 from semantic.access import TRUSTED, Access
 from semantic.cache import MemoCache, Source, result_key
-from semantic.features.build import feature_type
 from semantic.features.request import FeatureRequest
 from semantic.plan.planner import OutputColumn
 from semantic.service import Result, Service
+from semantic.types import feature_type
 
 
 @dataclass(frozen=True)

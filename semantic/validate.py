@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from sqlglot import exp
 
 from semantic.errors import Issue, did_you_mean
-from semantic.model import Entity, Model, Where
+from semantic.model import Entity, Metric, Model, Where
 from semantic.plan.paths import all_paths
 
 Rule = Callable[[Model], Iterator[Issue]]
@@ -178,6 +178,11 @@ def check_features(model: Model) -> Iterator[Issue]:
                 elif len(all_paths(model, owner.name, entity.name)) != 1:
                     yield _issue(feature.where, f"{what}: {owner.name!r} must reach {entity.name!r} along exactly "
                                                 f"one chain of many-to-one relationships")
+                elif (unsupported := _per_period(model, owner.metrics[name], ())) is not None:
+                    # Refused here for online lookups and training sets alike: both aggregate the events up to t.
+                    yield _issue(feature.where, f"{what}: {unsupported}, which is read per period, not as one "
+                                                f"value of the events up to a point in time; build the feature on "
+                                                f"a simple metric (with `window:` for a trailing window)")
             elif feature.kind == "dimension":
                 if feature.ref not in entity.dimensions:
                     yield _issue(feature.where, f"{what}: unknown dimension {feature.ref!r} of {entity.name!r}."
@@ -197,6 +202,22 @@ def check_features(model: Model) -> Iterator[Issue]:
                     if column.table or column.name not in entity.features or column.name == feature.name:
                         yield _issue(feature.where, f"{what}: {column.sql()!r} is not another feature of "
                                                     f"{entity.name!r}.{did_you_mean(column.name, entity.features)}")
+
+
+def _per_period(model: Model, metric: Metric, trail: tuple[str, ...]) -> str | None:
+    """Why a metric has no single value over the events up to t (cumulative, offset, a snapshot), or None."""
+    if metric.kind in ("cumulative", "offset"):
+        return f"{metric.qualified} is {'an' if metric.kind == 'offset' else 'a'} {metric.kind} metric"
+    if metric.semi_additive is not None:
+        return f"{metric.qualified} is a snapshot (semi_additive: {metric.semi_additive})"
+    if metric.kind == "derived" and metric.expr is not None and metric.qualified not in trail:
+        for column in metric.expr.find_all(exp.Column):
+            owner = model.entities.get(column.table or metric.entity)
+            found = owner.metrics.get(column.name) if owner is not None else None
+            reason = _per_period(model, found, (*trail, metric.qualified)) if found is not None else None
+            if reason is not None:
+                return f"{metric.qualified} uses {reason}"
+    return None
 
 
 RULES: tuple[Rule, ...] = (check_relationships, check_times, check_expressions, check_derived_metrics,

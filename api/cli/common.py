@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from semantic.cache import ResultCache
+from semantic.catalog import read_catalog
 from semantic.errors import SemanticError, WarehouseError
 from semantic.execute import SqlWarehouse
 from semantic.integrity import KeyGuard
@@ -20,6 +21,7 @@ from semantic.model import Model
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Service
 from semantic.store import open_store
+from semantic.types import with_column_types
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -75,6 +77,10 @@ def open_service(model: Model, override: str | None, cache: str | None = None) -
     """The model's warehouse and the result cache (`cache`, else SEMANTIC_CACHE_URL, else in-process); answers a
     non-unique join key would double count are refused (the keys each query joins are checked)."""
     warehouse = open_warehouse(model, override)
+    try:  # the warehouse's column types refine the declared ones (a sum of an INTEGER column is an integer)
+        model = with_column_types(model, read_catalog(model, warehouse).types())
+    except WarehouseError:
+        pass  # unreachable now: the declared types serve, and the query will say what is wrong
     return Service(model, warehouse, ResultCache(open_store(cache_url(cache))), integrity=KeyGuard(warehouse))
 
 

@@ -38,6 +38,7 @@ from semantic.plan.scope import Scope, ident
 from semantic.plan.timemodel import time_literal
 from semantic.query import SemanticQuery
 from semantic.sql.joins import aliased, join_all, joined
+from semantic.types import feature_type
 
 SPINE = "spine"  # the spine's alias in SQL
 SPINE_ROW = "spine_row"
@@ -457,19 +458,3 @@ def derived(feature: Feature, value_of: Callable[[str], exp.Expr]) -> exp.Expr:
         raise QueryError(f"feature {feature.entity}.{feature.name} has no expression")
     return feature.expr.copy().transform(
         lambda n: exp.Paren(this=value_of(n.name).copy()) if isinstance(n, exp.Column) else n, copy=False)
-
-
-def feature_type(model: Model, entity: Entity, feature: Feature) -> str:
-    """The output type of a feature: string integer number boolean date datetime."""
-    if feature.kind == "dimension":
-        return _output_type(entity.dimensions[feature.ref or ""].type)
-    owner, _, name = (feature.ref or "").rpartition(".")
-    if feature.kind == "latest":
-        return _output_type(model.entities[owner].dimensions[name].type)
-    if feature.kind == "metric":
-        return "integer" if counts(model.entities[owner].metrics[name]) else "number"
-    return "number"
-
-
-def _output_type(dimension_type: str) -> str:
-    return "datetime" if dimension_type == "time" else dimension_type

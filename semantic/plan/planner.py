@@ -21,6 +21,7 @@ from semantic.plan.scope import Join, Scope, ident
 from semantic.plan.timemodel import WALL, time_type, truncate
 from semantic.plan.windows import Window, fine_grain, frame, interval, whole_periods
 from semantic.query import DimensionRef, SemanticQuery
+from semantic.types import metric_type
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class _Planner:
 
         columns = [col for _, _, col in dims]
         for metric in requested:
-            kind = "integer" if self._counts(metric) else "number"
+            kind = metric_type(self.model, metric)
             columns.append(OutputColumn(metric.qualified, alias_of(metric.qualified), kind, "metric",
                                         metric.description))
         by_name = {col.name: col.alias for col in columns}
@@ -226,12 +227,6 @@ class _Planner:
         zero = tuple(alias_of(m.qualified) for m in measures if self.query.fill == "zero" and m.kind == "simple"
                      and m.agg in ("sum", "count", "count_distinct") and m.semi_additive is None)
         return Fill(col.alias, ref.grain or "day", start, end, zero)
-
-    def _counts(self, metric: Metric) -> bool:
-        """Whether a metric's values are whole counts (so typed integer)."""
-        if metric.kind in ("cumulative", "offset"):
-            metric = self.model.entities[metric.entity].metrics[metric.base or ""]
-        return metric.kind == "simple" and metric.agg in ("count", "count_distinct")
 
     def _expand(self, metric: Metric, measures: dict[str, Metric], trail: tuple[str, ...]) -> exp.Expr:
         """A metric as an expression over measure aliases; derived metrics expand recursively."""
