@@ -14,7 +14,7 @@ import click
 from semantic.cache import ResultCache
 from semantic.catalog import read_catalog
 from semantic.errors import SemanticError, WarehouseError
-from semantic.execute import SqlWarehouse
+from semantic.execute import Warehouse
 from semantic.integrity import KeyGuard
 from semantic.interop import load_any
 from semantic.model import Model
@@ -22,6 +22,7 @@ from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Service
 from semantic.store import open_store
 from semantic.types import with_column_types
+from semantic.warehouses import connect
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +58,7 @@ def cache_url(override: str | None = None) -> str | None:
     return override or os.environ.get("SEMANTIC_CACHE_URL") or None
 
 
-def open_warehouse(model: Model, override: str | None) -> SqlWarehouse:
+def open_warehouse(model: Model, override: str | None) -> Warehouse:
     """The model's warehouse, read-only; the example's DuckDB file is built on first use."""
     url = warehouse_url(model, override)
     if url is None:
@@ -70,7 +71,7 @@ def open_warehouse(model: Model, override: str | None) -> SqlWarehouse:
             click.echo(f"building the example data in {example_file} ...", err=True)
         ensure(example_file)
     timeout = float(os.environ.get("SEMANTIC_QUERY_TIMEOUT", "60")) or None  # seconds; 0: no limit
-    return SqlWarehouse(url, read_only=True, timeout=timeout)  # serving only reads
+    return connect(url, read_only=True, timeout=timeout)  # serving only reads
 
 
 def open_service(model: Model, override: str | None, cache: str | None = None) -> Service:
