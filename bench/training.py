@@ -46,6 +46,7 @@ FEATURES = ["orders_last_30d", "lifetime_revenue", "revenue_last_90d", "views_la
             "revenue_per_order_30d", "orders_7d", "revenue_7d", "last_order_amount", "last_order_status",
             "last_order_channel", "last_order_at"]
 METHODS = ("ours", "hand", "hand-asof")
+POSTGRES = "ours-postgres"  # `--warehouse postgres`: Service.training_set on a PostgreSQL copy of the data
 
 # The latest daily statistics known at t: each row is known from greatest(event, created); a running ARG_MAX
 # keeps, per customer, the best row known so far (greatest event time, then created time).
@@ -150,12 +151,14 @@ def spine(size: int, customers: int) -> pa.Table:
 def runner(method: str, path: Path) -> tuple[Callable[[pa.Table], pa.Table], Callable[[], None]]:
     """A function answering a spine with `method` over a connection opened once (not part of the timing), and a
     function closing that connection."""
-    if method == "ours":
+    if method in ("ours", POSTGRES):
+        from bench.postgres_data import postgres_copy
         from semantic.execute import SqlWarehouse
         from semantic.loader import load
         from semantic.service import Service
 
-        warehouse = SqlWarehouse(f"duckdb:///{path}", read_only=True)
+        url = postgres_copy(path) if method == POSTGRES else f"duckdb:///{path}"
+        warehouse = SqlWarehouse(url, read_only=True, timeout=None)
         service = Service(load(MODEL), warehouse)
         return (lambda table: service.training_set("customer", table, FEATURES)), warehouse.close
     con = duckdb.connect(str(path), read_only=True)
@@ -245,7 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--warehouse", choices=("duckdb", "postgres"), default="duckdb",
+                        help="postgres: ours on PostgreSQL (a copy of the data) beside ours on DuckDB")
+    parser.add_argument("--measure", choices=(*METHODS, POSTGRES), help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
@@ -269,8 +274,11 @@ def main(argv: list[str] | None = None) -> None:
           + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     print(f"features: {', '.join(FEATURES)}\n")
 
-    rows = []
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.warehouse == "postgres":
+        postgres_table(path, sizes, args.repeat, counts["customers"])
+        return
+    rows = []
     for size in sizes:
         table = spine(size, counts["customers"])
         answers = {m: answer_with(m, path, table) for m in METHODS}
@@ -295,6 +303,28 @@ def main(argv: list[str] | None = None) -> None:
           f"the {args.repeat} back-to-back ratios; peak: the largest RSS high-water mark of those processes")
     print(table_text(["spine rows", "ours s", "hand s", "ours/hand", "hand-asof s", "ours MB", "hand MB",
                       "hand-asof MB", "ours vs hand", "ours vs hand-asof"], rows))
+
+
+def postgres_table(path: Path, sizes: list[int], repeat: int, customers: int) -> None:
+    """Ours on PostgreSQL beside ours on DuckDB, the same spines, the answers compared first."""
+    from bench.postgres_data import postgres_copy
+
+    started = time.perf_counter()
+    postgres_copy(path)
+    print(f"PostgreSQL copy ready in {time.perf_counter() - started:.0f} s\n")
+    rows = []
+    for size in sizes:
+        table = spine(size, customers)
+        same = differences(answer_with("ours", path, table), answer_with(POSTGRES, path, table))
+        runs = [(in_subprocess("ours", path, size, customers)["seconds"],
+                 in_subprocess(POSTGRES, path, size, customers)["seconds"]) for _ in range(repeat)]
+        ratio = statistics.median(p / d for d, p in runs)
+        rows.append([f"{size:,}", f"{statistics.median(d for d, _ in runs):.3f}",
+                     f"{statistics.median(p for _, p in runs):.3f}", f"{ratio:.2f}",
+                     "same" if not same else f"DIFFERENT: {', '.join(same)}"])
+    print(f"time: median of {repeat} timed runs, each after a warm-up in a fresh process; postgres/duckdb: median of "
+          f"the back-to-back ratios (target <= 1.5)")
+    print(table_text(["spine rows", "duckdb s", "postgres s", "postgres/duckdb", "answers"], rows))
 
 
 if __name__ == "__main__":

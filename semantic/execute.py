@@ -1,13 +1,13 @@
 """Running SQL on a warehouse through pooled SQLAlchemy engines.
 
-The seam is the `Warehouse` Protocol; `SqlWarehouse` is its one implementation. Statements go to the driver's own
-cursor (never through a parameter-interpolating layer, so a `%` inside a literal stays a `%`). DuckDB answers as
-Arrow, its fast path; other drivers answer as rows.
+The seam is the `Warehouse` Protocol; `SqlWarehouse` implements it over SQLAlchemy URLs (`semantic.spark` over Spark
+Connect; `semantic.warehouses.connect` picks one). Statements go to the driver's own cursor (never through a
+parameter-interpolating layer, so a `%` inside a literal stays a `%`). DuckDB answers as Arrow; PostgreSQL through
+ADBC, Arrow end to end (spines in by binary COPY); other drivers answer as rows.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote, urlencode
 
 import pyarrow as pa
-import pyarrow.csv as pa_csv
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 from sqlglot import exp
@@ -118,10 +119,14 @@ class SqlWarehouse:
             limit = f" -c statement_timeout={int(timeout * 1000)}" if timeout else ""
             kwargs["connect_args"] = {"options": f"-c TimeZone=UTC{limit}"}
         self.engine = sa.create_engine(parsed, **kwargs)
+        self._arrow_pool: QueuePool | None = None
+        if self.dialect == "postgres":  # answers and spines through ADBC: Arrow end to end, binary COPY
+            uri = _libpq_uri(parsed, timeout)
+            self._arrow_pool = QueuePool(lambda: _adbc_connect(uri), pool_size=pool_size, max_overflow=pool_size)
 
     def _raw(self) -> Any:
         try:
-            raw = self.engine.raw_connection()
+            raw = self._arrow_pool.connect() if self._arrow_pool is not None else self.engine.raw_connection()
         except Exception as error:  # noqa: BLE001 - the pool lets the driver's own errors through unwrapped
             raise WarehouseUnavailableError(f"cannot connect to {self.identity}: {_first_line(error)}") from None
         return raw
@@ -140,7 +145,8 @@ class SqlWarehouse:
             raise
         except Exception as error:  # noqa: BLE001 - every driver error becomes a WarehouseError
             fired = timer is not None and not timer.is_alive()
-            if fired or type(error).__name__ in ("QueryCanceled", "InterruptException"):
+            cancelled = type(error).__name__ in ("QueryCanceled", "InterruptException") or "57014" in str(error)
+            if fired or cancelled:
                 raise WarehouseTimeoutError(f"the query ran longer than the {self.timeout:g} s limit and was "
                                             f"cancelled; narrow it (a filter, fewer dimensions) or raise the "
                                             f"limit") from None
@@ -150,22 +156,12 @@ class SqlWarehouse:
                 timer.cancel()
 
     def arrow(self, sql: str) -> pa.Table:
-        if self.dialect != "duckdb":
-            # By columns, so an empty answer keeps its column names; Decimals stay decimals, so sums of them
-            # re-aggregate exactly.
-            names, rows = self._fetch(sql)
-            return pa.table({name: _array([row[i] for row in rows]) for i, name in enumerate(names)})
-        raw = self._raw()
-        try:
-            with self._deadline(raw.driver_connection):
-                return raw.driver_connection.sql(sql).to_arrow_table()
-        finally:
-            raw.close()
+        return self.arrow_with(sql, {})
 
     def arrow_with(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
         """`tables` reach the warehouse as tables, never as literals: DuckDB scans the Arrow data where it lies
-        (`register`); PostgreSQL gets TEMP tables filled by COPY, in the statement's own transaction, which the
-        rollback at the end drops. All on one connection checkout."""
+        (`register`); PostgreSQL gets TEMP tables filled by binary COPY (ADBC's bulk ingest), in the statement's
+        own transaction, which the rollback at the end drops. All on one connection checkout."""
         raw = self._raw()
         connection = raw.driver_connection
         try:
@@ -179,10 +175,20 @@ class SqlWarehouse:
                         for name in tables:
                             connection.unregister(name)
                 cursor = connection.cursor()
-                for name, table in tables.items():
-                    _copy_in(cursor, name, table, self.dialect)
-                cursor.execute(sql)
-                return _arrow_of(cursor)
+                if self._arrow_pool is None:  # another SQLAlchemy driver: rows, by columns
+                    if tables:
+                        raise WarehouseError(f"sending tables to {self.dialect} is not supported")
+                    cursor.execute(sql)
+                    names, rows = [d[0] for d in cursor.description or ()], cursor.fetchall()
+                    return pa.table({name: _array([row[i] for row in rows]) for i, name in enumerate(names)})
+                try:
+                    for name, table in tables.items():
+                        cursor.adbc_ingest(name, table, mode="create", temporary=True)
+                        cursor.execute(exp.Analyze(tables=[exp.to_table(name, quoted=True)]).sql("postgres"))
+                    cursor.execute(sql)
+                    return _decimals(cursor.fetch_arrow_table())
+                finally:
+                    cursor.close()
         finally:
             if self.dialect != "duckdb":
                 try:
@@ -192,67 +198,51 @@ class SqlWarehouse:
             raw.close()
 
     def run(self, sql: str) -> Table:
-        if self.dialect == "duckdb":
-            return Table.of(self.arrow(sql))
-        names, rows = self._fetch(sql)
-        return Table(names, tuple(tuple(_plain(v) for v in row) for row in rows))
-
-    def _fetch(self, sql: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        """Column names and rows as the driver gives them (Decimals kept)."""
-        raw = self._raw()
-        try:
-            with self._deadline(raw.driver_connection):
-                cursor = raw.driver_connection.cursor()
-                cursor.execute(sql)
-                return tuple(d[0] for d in cursor.description or ()), cursor.fetchall()
-        finally:
-            try:
-                raw.driver_connection.rollback()  # read-only work; leave no transaction open in the pool
-            except Exception:  # noqa: BLE001, S110 - a broken connection is discarded by the pool anyway
-                pass
-            raw.close()
+        return Table.of(self.arrow(sql))
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._arrow_pool is not None:
+            self._arrow_pool.dispose()
 
 
-_SQL_TYPES = ((pa.types.is_boolean, exp.DataType.Type.BOOLEAN), (pa.types.is_integer, exp.DataType.Type.BIGINT),
-              (pa.types.is_floating, exp.DataType.Type.DOUBLE), (pa.types.is_decimal, exp.DataType.Type.DECIMAL),
-              (pa.types.is_timestamp, exp.DataType.Type.TIMESTAMP), (pa.types.is_date, exp.DataType.Type.DATE),
-              (pa.types.is_string, exp.DataType.Type.TEXT), (pa.types.is_large_string, exp.DataType.Type.TEXT))
+def _libpq_uri(url: sa.URL, timeout: float | None) -> str:
+    """The URL as libpq reads it (spaces as %20, not +), with the statement time limit as a server option."""
+    query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
+    if timeout:
+        query["options"] = f"-c statement_timeout={int(timeout * 1000)}"
+    base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    return f"{base}?{urlencode(query, quote_via=quote)}" if query else base
 
 
-def _sql_type(kind: pa.DataType) -> exp.DataType:
-    for test, sql_type in _SQL_TYPES:
-        if test(kind):
-            return exp.DataType.build(sql_type)
-    raise WarehouseError(f"cannot send an Arrow column of type {kind} to the warehouse")
+def _adbc_connect(uri: str) -> Any:
+    import adbc_driver_postgresql.dbapi
+
+    return adbc_driver_postgresql.dbapi.connect(uri)
 
 
-def _copy_in(cursor: Any, name: str, table: pa.Table, dialect: str) -> None:
-    """CREATE TEMPORARY TABLE with the Arrow table's columns, then COPY its rows in as CSV (nulls unquoted)."""
-    columns = [exp.ColumnDef(this=exp.to_identifier(f.name, quoted=True), kind=_sql_type(f.type))
-               for f in table.schema]
-    target = exp.Table(this=exp.to_identifier(name, quoted=True))
-    create = exp.Create(this=exp.Schema(this=target, expressions=columns), kind="TABLE",
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]))
-    cursor.execute(create.sql(dialect=dialect))
-    copy = exp.Copy(this=exp.Schema(this=target.copy(), expressions=[c.this.copy() for c in columns]), kind=True,
-                    files=[exp.var("STDIN")], params=[exp.CopyParameter(this=exp.var("FORMAT"),
-                                                                          expression=exp.var("csv"))])
-    data = io.BytesIO()
-    pa_csv.write_csv(table, data, pa_csv.WriteOptions(include_header=False))
-    with cursor.copy(copy.sql(dialect=dialect)) as stream:
-        stream.write(data.getbuffer())
-    cursor.execute(exp.Analyze(tables=[target.copy()]).sql(dialect=dialect))  # a TEMP table has no statistics
-
-
-def _arrow_of(cursor: Any) -> pa.Table:
-    """A cursor's rows as Arrow columns; each column's type is inferred from its values (all-null: type null)."""
-    names = [d[0] for d in cursor.description or ()]
-    rows = cursor.fetchall()
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return pa.table({name: pa.array(values) for name, values in zip(names, columns, strict=True)})
+def _decimals(table: pa.Table) -> pa.Table:
+    """PostgreSQL NUMERIC arrives from ADBC as text (an opaque extension type): as a decimal of the column's declared
+    precision and scale, or, unconstrained (sums), of the largest scale among its values; a double past 38 digits."""
+    for i, f in enumerate(table.schema):
+        if not isinstance(f.type, pa.BaseExtensionType) or "numeric" not in str(f.type):
+            continue
+        text = pc.cast(pa.chunked_array([c.storage for c in table.column(i).chunks], f.type.storage_type),
+                       pa.string())
+        typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+        if typmod >= 4:
+            kind: pa.DataType = pa.decimal128(((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF)
+        else:
+            dots = pc.find_substring(text, ".")
+            after = pc.if_else(pc.greater_equal(dots, 0), pc.subtract(pc.subtract(pc.utf8_length(text), dots), 1), 0)
+            scale = pc.max(after).as_py() or 0
+            kind = pa.decimal128(38, scale)
+        try:
+            column = pc.cast(text, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            column = pc.cast(text, pa.float64())  # NaN, or more digits than a decimal128 holds
+        table = table.set_column(i, pa.field(f.name, column.type), column)
+    return table
 
 
 def _first_line(error: BaseException) -> str:
