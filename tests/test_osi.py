@@ -345,3 +345,28 @@ def test_osi_query_on_our_own_model(duckdb_path: Path, tmp_path: Path) -> None:
     want = sorted(_rows(duckdb_path, "SELECT c.region, COUNT(*) FROM orders o LEFT JOIN customers c "
                                      "USING (customer_id) GROUP BY 1"), key=str)
     assert got == [tuple(w) for w in want]
+
+
+def test_export_reads_back_with_the_same_answers(model: Any, duckdb_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shop.osi.yaml"
+    done = _cli("export", "--format", "osi", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "not exported: order.revenue_rolling_7d: cumulative" in done.stderr
+    assert "not exported: order.revenue_growth_yoy: it is built on" in done.stderr
+    osi = load_any(out)
+    query = {"dimensions": ["customer.region", "order.channel"], "measures": [
+        {"name": "revenue", "metric": "revenue"}, {"name": "aov", "metric": "average_order_value"},
+        {"name": "buyers", "metric": "buyers"}, {"name": "lines", "metric": "item_revenue"}]}
+    sql = compile_query(Service(osi.model, None), read_query(query, osi), "duckdb")
+    want = _rows(duckdb_path, """
+        WITH o AS (SELECT c.region, o.channel, SUM(o.amount) FILTER (WHERE o.status <> 'cancelled') AS revenue,
+                          SUM(o.amount) FILTER (WHERE o.status <> 'cancelled') / NULLIF(COUNT(*), 0) AS aov,
+                          COUNT(DISTINCT o.customer_id) AS buyers
+                   FROM orders o LEFT JOIN customers c USING (customer_id) GROUP BY ALL),
+             i AS (SELECT c.region, o.channel, SUM(i.quantity * i.unit_price)
+                              FILTER (WHERE o.status <> 'cancelled') AS lines
+                   FROM order_items i JOIN orders o USING (order_id) LEFT JOIN customers c USING (customer_id)
+                   GROUP BY ALL)
+        SELECT COALESCE(o.region, i.region), COALESCE(o.channel, i.channel), o.revenue, o.aov, o.buyers, i.lines
+        FROM o FULL JOIN i ON o.region IS NOT DISTINCT FROM i.region AND o.channel = i.channel""")
+    _same(_rows(duckdb_path, sql), want)

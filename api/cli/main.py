@@ -6,6 +6,7 @@ import click
 
 from api.cli.cache import cache
 from api.cli.compile import compile_
+from api.cli.export import export_
 from api.cli.features import features
 from api.cli.query import query
 from api.cli.schema import schema
@@ -18,7 +19,7 @@ def cli() -> None:
     """A semantic layer with a GraphQL API: metrics and point-in-time features over a SQL warehouse."""
 
 
-for command in (serve, query, compile_, cache, features, validate, schema):
+for command in (serve, query, compile_, cache, features, validate, schema, export_):
     cli.add_command(command)
 
 
