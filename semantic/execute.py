@@ -210,7 +210,7 @@ def _libpq_uri(url: sa.URL, timeout: float | None) -> str:
     """The URL as libpq reads it (spaces as %20, not +), with the statement time limit as a server option."""
     query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
     if timeout:
-        query["options"] = f"-c statement_timeout={int(timeout * 1000)}"
+        query["options"] = " ".join(filter(None, (query.get("options"), f"-c statement_timeout={int(timeout * 1000)}")))
     base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     return f"{base}?{urlencode(query, quote_via=quote)}" if query else base
 

@@ -370,3 +370,45 @@ def test_export_reads_back_with_the_same_answers(model: Any, duckdb_path: Path, 
         SELECT COALESCE(o.region, i.region), COALESCE(o.channel, i.channel), o.revenue, o.aov, o.buyers, i.lines
         FROM o FULL JOIN i ON o.region IS NOT DISTINCT FROM i.region AND o.channel = i.channel""")
     _same(_rows(duckdb_path, sql), want)
+
+
+BRIDGE: dict[str, Any] = {
+    "datasets": [
+        {"name": "people", "source": "people", "primary_key": ["pid"], "fields": [
+            {"name": "pid", "expression": "pid", "dimension": {}}, {"name": "team", "expression": "team",
+                                                                    "dimension": {}}]},
+        {"name": "projects", "source": "projects", "primary_key": ["jid"], "fields": [
+            {"name": "jid", "expression": "jid", "dimension": {}}, {"name": "budget", "expression": "budget"}]},
+        {"name": "staffing", "source": "staffing", "primary_key": ["pid", "jid"], "role": "bridge", "fields": [
+            {"name": "pid", "expression": "pid", "dimension": {}}, {"name": "jid", "expression": "jid",
+                                                                    "dimension": {}}]},
+    ],
+    "relationships": [
+        {"name": "s_person", "from": "staffing", "to": "people", "from_columns": ["pid"], "to_columns": ["pid"]},
+        {"name": "s_project", "from": "staffing", "to": "projects", "from_columns": ["jid"], "to_columns": ["jid"]},
+    ],
+    "metrics": [{"name": "budget", "expression": "SUM(projects.budget)"},
+                {"name": "median_budget", "expression": "MEDIAN(projects.budget)"},
+                {"name": "staff", "expression": "COUNT(DISTINCT people.pid)"}],
+}
+
+
+def test_many_to_many_through_a_bridge_counts_each_row_once_per_group(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("""
+            CREATE TABLE people (pid INTEGER, team VARCHAR);
+            INSERT INTO people VALUES (1, 'red'), (2, 'red'), (3, 'blue'), (4, NULL), (5, 'green');
+            CREATE TABLE projects (jid INTEGER, budget DOUBLE);
+            INSERT INTO projects VALUES (10, 100), (11, 40), (12, 7), (13, 1000);  -- 13 is staffed by nobody
+            CREATE TABLE staffing (pid INTEGER, jid INTEGER);
+            INSERT INTO staffing VALUES (1, 10), (2, 10), (3, 10), (1, 11), (4, 12), (2, 12);""")
+    _, rows = _answer(path, {"dimensions": ["people.team"], "measures": [
+        {"name": "budget", "metric": "budget"}, {"name": "median", "metric": "median_budget"}]}, BRIDGE)
+    _same(rows, _rows(path, """
+        SELECT team, SUM(budget), MEDIAN(budget) FROM (
+            SELECT DISTINCT j.jid, j.budget, p.team FROM projects j LEFT JOIN staffing s ON s.jid = j.jid
+            LEFT JOIN people p ON p.pid = s.pid) GROUP BY team"""))
+    _, rows = _answer(path, {"dimensions": ["projects.jid"], "measures": [{"name": "n", "metric": "staff"}]}, BRIDGE)
+    _same(rows, _rows(path, "SELECT s.jid, COUNT(DISTINCT p.pid) FROM people p LEFT JOIN staffing s ON s.pid = p.pid "
+                            "GROUP BY s.jid"))

@@ -18,8 +18,9 @@ from sqlglot.errors import ParseError, TokenError
 
 from semantic.access import TRUSTED, Access
 from semantic.errors import SemanticError
+from semantic.interop.osi_bridge import bridge_between, bridged
 from semantic.interop.osi_model import OsiError, OsiModel, has_aggregate, has_window
-from semantic.model import Entity
+from semantic.model import Entity, Model
 from semantic.plan.paths import all_paths
 from semantic.query import Filter, SemanticQuery
 from semantic.service import Compiled, Service
@@ -39,6 +40,7 @@ class OsiQuery:
     columns: tuple[tuple[str, str], ...]  # (our item, e.g. `customers.region`, its OSI output name)
     order: tuple[tuple[str, bool], ...]  # (output name, descending)
     limit: int | None
+    model: Model | None = None  # the model with a query's own bridge entity (`osi_bridge`), when it needs one
 
 
 def read_query(document: Any, osi: OsiModel) -> OsiQuery:
@@ -60,6 +62,7 @@ def read_query(document: Any, osi: OsiModel) -> OsiQuery:
     where = _where(document, osi)
     columns: list[tuple[str, str]] = []
     metrics: tuple[str, ...]
+    bridge: tuple[Model, dict[str, str]] | None = None
     if "fields" in document:
         if not fields:
             raise OsiError("E_EMPTY_SCALAR_QUERY", "the scalar query's `fields` is empty; name at least one field")
@@ -80,8 +83,17 @@ def read_query(document: Any, osi: OsiModel) -> OsiQuery:
             label = str(m["name"]) if isinstance(m, dict) and isinstance(m.get("name"), str) else metric.split(".")[1]
             metrics_list.append(metric)
             columns.append((metric, label))
-        _check_paths(osi, refs, metrics_list)
+        bridge = _bridge(osi, refs, metrics_list)
+        if bridge is not None:
+            renames = bridge[1]
+            refs = [renames.get(r, r) for r in refs]
+            metrics_list = [renames.get(m, m) for m in metrics_list]
+            columns = [(renames.get(ref, ref), label) for ref, label in columns]
+        else:
+            _check_paths(osi, refs, metrics_list)
         query_dims, metrics = tuple(refs), tuple(dict.fromkeys(metrics_list))
+    if bridge is not None:  # measures named in `qualify` are the bridge entity's now
+        osi = OsiModel(bridge[0], {k: bridge[1].get(v, v) for k, v in osi.metrics.items()}, osi.refused)
     having = _having(document, osi, columns)
     conditions = [c for c in (where, having) if c is not None]
     condition = Filter.of(exp.and_(*conditions)) if conditions else None
@@ -94,13 +106,15 @@ def read_query(document: Any, osi: OsiModel) -> OsiQuery:
         query = SemanticQuery(metrics=metrics, dimensions=tuple(query_dims), where=condition)
     except SemanticError as error:
         raise as_osi(error) from None
-    return OsiQuery(query, tuple(columns), order, limit)
+    return OsiQuery(query, tuple(columns), order, limit, bridge[0] if bridge is not None else None)
 
 
 def compile_query(service: Service, osi_query: OsiQuery, dialect: str, access: Access = TRUSTED, *,
                   pretty: bool = False) -> str:
     """The SQL answering an OSI query as `access` may read it: our compiled query, its columns renamed, ordered
     and limited as OSI says."""
+    if osi_query.model is not None:
+        service = Service(osi_query.model, service.warehouse, service.cache)
     try:
         compiled = service.compile(osi_query.query, dialect, access)
         return render(wrap(compiled, osi_query), dialect, pretty=pretty, comments=pretty)
@@ -226,6 +240,24 @@ def _check_paths(osi: OsiModel, dims: list[str], metrics: list[str]) -> None:
                     raise OsiError("E3013_NO_STITCHING_DIMENSION",
                                    f"measures of {a} and {b}: the datasets share no dimension to stitch on, so "
                                    f"combining them would be a Cartesian product")
+
+
+def _bridge(osi: OsiModel, dims: list[str], metrics: list[str]) -> tuple[Model, dict[str, str]] | None:
+    """The bridged model when every measure is of one dataset that reaches the dimensions it cannot reach only
+    through one bridge dataset (a many-to-many), else None."""
+    model = osi.model
+    homes = {m.split(".")[0] for m in metrics}
+    if len(homes) != 1:
+        return None
+    home = homes.pop()
+    far = [d for d in dims if not all_paths(model, home, d.split(".")[0])]
+    targets = {d.split(".")[0] for d in far}
+    if len(targets) != 1 or all_paths(model, targets.copy().pop(), home):
+        return None
+    target = targets.pop()
+    if bridge_between(model, home, target) is None:
+        return None
+    return bridged(model, home, target, far)
 
 
 def _shared(model: Any, a: str, b: str) -> bool:
