@@ -14,13 +14,10 @@ INDEXES = ("orders (customer_id, ordered_at)", "page_views (customer_id, viewed_
            "customer_daily_stats (customer_id, event_timestamp)", "customers (customer_id)")
 
 
-# Analytic sessions: sorts and hashes of a 1M-row spine fit in memory instead of spilling to disk.
-SESSION = "?options=-c%20work_mem%3D256MB"
 
 
 def postgres_copy(path: Path) -> str:
-    """The URL of a PostgreSQL database holding `path`'s tables (made on first use, reused after), its sessions
-    with `SESSION`'s settings."""
+    """The URL of a PostgreSQL database holding `path`'s tables (made on first use, reused after)."""
     import adbc_driver_postgresql.dbapi as pg
 
     name = "bench_" + path.stem.replace("-", "_")
@@ -31,7 +28,7 @@ def postgres_copy(path: Path) -> str:
             cursor.execute(f"CREATE DATABASE {name}")
     url = f"{SERVER}/{name}"
     if exists:
-        return url + SESSION
+        return url
     with duckdb.connect(str(path), read_only=True) as source, pg.connect(url) as target:
         with target.cursor() as cursor:
             present = {t for (t,) in source.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -42,4 +39,4 @@ def postgres_copy(path: Path) -> str:
         target.commit()
     with pg.connect(url, autocommit=True) as target, target.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return url + SESSION
+    return url
