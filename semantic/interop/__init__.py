@@ -10,18 +10,22 @@ from typing import Any
 import yaml
 
 from semantic.errors import Issue, ModelError
+from semantic.interop.dbt import is_dbt, read_dbt
 from semantic.interop.osi_model import OsiError, OsiModel, is_osi, load_osi
-from semantic.loader import load
+from semantic.loader import _LineLoader, load
 
 
 def load_any(path: str | Path) -> OsiModel:
-    """A model in any format we read: ours (a YAML file or folder) or an OSI model (YAML or JSON); seen through
-    OSI's global metric names either way."""
+    """A model in any format we read: ours (a YAML file or folder), an OSI model (YAML or JSON) or a dbt semantic
+    manifest (`semantic_manifest.json`, or YAML with `semantic_models:`); seen through OSI's global metric names."""
     root = Path(path)
     if root.is_file() and root.suffix in (".yaml", ".yml", ".json"):
         document = _document(root)
         if is_osi(document):
             return load_osi(str(root), document)
+        if is_dbt(document):  # read again keeping lines, so what cannot be mapped is reported at file:line
+            lines = yaml.load(root.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader with line numbers
+            return OsiModel.of(read_dbt(lines, str(root)))
     return OsiModel.of(load(root))
 
 
