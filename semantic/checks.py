@@ -19,6 +19,7 @@ from semantic.catalog import Catalog, Relation, read_catalog
 from semantic.errors import Issue, WarehouseError, did_you_mean
 from semantic.execute import Warehouse
 from semantic.model import Entity, Model, Relationship, Where
+from semantic.plan.timemodel import storage_of
 from semantic.sql.render import render
 from semantic.types import DATES, INTEGERS, NUMBERS, TIMESTAMPS, is_integer
 
@@ -83,6 +84,11 @@ def _column_issues(model: Model, entity: Entity, relation: Relation) -> Iterator
             yield _issue(dim.where, f"key {entity.name}.{dim.name} is typed string (the default) but column "
                                     f"{found.name!r} holds {found.type.sql(model.dialect)}; declare "
                                     f"`{{name: {dim.name}, type: integer}}` so keys are given as integers", "note")
+        stored = storage_of(found.type.sql("postgres")) if dim.type == "time" else None
+        if stored is not None and stored != (dim.storage or "timestamp"):  # docs/time.md: each kind read its way
+            yield _issue(dim.where, f"dimension {entity.name}.{dim.name}: column {found.name!r} holds "
+                                    f"{found.type.sql(model.dialect)}, so declare `storage: {stored}` (read as "
+                                    f"{dim.storage or 'timestamp'}, its periods would be cut wrongly)")
         if _fits(dim.type, found.type):
             continue
         hint = {"time": f"; write `expr: CAST({dim.expr.name} AS TIMESTAMP)` if it holds times as text",

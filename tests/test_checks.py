@@ -71,7 +71,7 @@ entities:
     key: customer_id
     dimensions:
       - {name: region}
-      - {name: signed_up, type: time}
+      - {name: signed_up, type: time, storage: date}
   - name: product
     table: products
     key: product_id
@@ -143,6 +143,15 @@ def test_types_must_fit(tmp_path: Path, data_url: str) -> None:
     assert any("order.amount is declared integer" in m and "DECIMAL(10, 2)" in m for m in _at(issues, 25))
     assert any("product.category is declared boolean" in m for m in _at(issues, 14))
     assert not _at(issues, 24)  # a TIMESTAMP fits a time dimension
+
+
+def test_time_storage_must_fit(tmp_path: Path, data_url: str) -> None:
+    """A DATE column read as a naive timestamp would move to the previous day west of UTC (docs/time.md)."""
+    text = GOOD.replace("{name: signed_up, type: time, storage: date}", "{name: signed_up, type: time}").replace(
+        "{name: ordered_at, type: time}", "{name: ordered_at, type: time, storage: timestamptz}")
+    issues = _checked(tmp_path, text, data_url)
+    assert [m for m in _at(issues, 9) if "signed_up" in m and "declare `storage: date`" in m]
+    assert [m for m in _at(issues, 24) if "ordered_at" in m and "declare `storage: timestamp`" in m]
 
 
 def semantic(*args: str) -> subprocess.CompletedProcess[str]:
