@@ -27,7 +27,7 @@ from semantic.service import Service
 from tests.test_checks import DATA, GOOD, POSTGRES
 
 ROOT = Path(__file__).resolve().parents[1]
-FEATURES = GOOD.replace("      - {name: signed_up, type: time}\n", """      - {name: signed_up, type: time}
+FEATURES = GOOD.replace("      - {name: signed_up, type: time, storage: date}\n", """      - {name: signed_up, type: time, storage: date}
       - {name: customer_id, type: integer}
     features:
       - {name: region_now, dimension: region}
