@@ -209,8 +209,8 @@ class SqlWarehouse:
 def _libpq_uri(url: sa.URL, timeout: float | None) -> str:
     """The URL as libpq reads it (spaces as %20, not +), with the statement time limit as a server option."""
     query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
-    if timeout:
-        query["options"] = " ".join(filter(None, (query.get("options"), f"-c statement_timeout={int(timeout * 1000)}")))
+    limit = f"-c statement_timeout={int(timeout * 1000)}" if timeout else None
+    query["options"] = " ".join(filter(None, (query.get("options"), "-c TimeZone=UTC", limit)))  # docs/time.md
     base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     return f"{base}?{urlencode(query, quote_via=quote)}" if query else base
 
