@@ -153,3 +153,53 @@ def test_metric_features_without_a_value_at_a_time_are_refused_at_load(tmp_path:
         load(path)
     [issue] = refused.value.issues
     assert issue.line == 19 and "feature customer.odd" in issue.message and "per period" in issue.message
+
+
+def test_training_set_files_arrow_feather_and_stream(tmp_path: Path) -> None:
+    """`.arrow`/`.feather` are Arrow IPC files (pyarrow.feather and pandas.read_feather open them), `.arrows` a
+    stream; through the CLI on a real DuckDB file."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import pyarrow.feather as feather
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "types.duckdb"
+    with duckdb.connect(str(data)) as con:
+        for statement in DATA:
+            con.execute(statement)
+    model = tmp_path / "model.yaml"
+    model.write_text(MODEL)
+    spine = tmp_path / "spine.csv"
+    spine.write_text("customer_id,event_timestamp\n1,2024-02-10\n2,2024-03-10\n")
+    for name in ("out.arrow", "out.feather", "out.arrows"):
+        run = subprocess.run([sys.executable, "-m", "api.cli.main", "features", str(model), "--entity", "customer",
+                              "--spine", str(spine), "--out", str(tmp_path / name), "--feature", "units_total",
+                              "--warehouse", f"duckdb:///{data}"], cwd=root, capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 0, run.stderr
+        if name == "out.arrows":
+            with pa.OSFile(str(tmp_path / name), "rb") as source:
+                table = pa.ipc.open_stream(source).read_all()
+        else:
+            table = feather.read_table(tmp_path / name)
+            assert pd.read_feather(tmp_path / name)["units_total"].tolist() == [3, 5]
+        assert table.column("units_total").to_pylist() == [3, 5]
+
+
+def test_compile_takes_the_warehouse_dialect() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    query = ["--metric", "order.p90_amount", "--by", "order.ordered_at:week"]
+
+    def compiled(*options: str) -> str:
+        run = subprocess.run([sys.executable, "-m", "api.cli.main", "compile", *query, *options], cwd=root,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    on_postgres = compiled("--warehouse", f"{POSTGRES}/postgres")
+    assert on_postgres == compiled("--dialect", "postgres") != compiled("--dialect", "duckdb")

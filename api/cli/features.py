@@ -26,7 +26,8 @@ from semantic.features.training import format_of, read_spine, write_table
               help="A Parquet or CSV file of key column(s) and a time column: one output row per spine row, each "
                    "as of its own time (instead of --key/--at).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the training set for --spine: .parquet, .csv or .arrow.")
+              help="Where to write the training set for --spine: .parquet, .csv, .arrow or .feather (an Arrow IPC "
+                   "file) or .arrows (an Arrow IPC stream).")
 @click.option("--time-column", default="event_timestamp", show_default=True,
               help="The spine's time column.")
 @click.option("--feature", "names", multiple=True, help="A feature name (repeatable); default all.")

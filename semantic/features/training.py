@@ -189,14 +189,17 @@ def read_spine(source: bytes | Path, fmt: str, model: Model, entity: str) -> pa.
 
 
 def write_table(table: pa.Table, path: Path) -> None:
-    """Parquet, CSV or an Arrow IPC stream, by the file name's extension."""
+    """Parquet, CSV, an Arrow IPC stream (.arrows) or an Arrow IPC file (.arrow, .feather, .ipc: what
+    `pyarrow.feather.read_table` and `pandas.read_feather` open), by the file name's extension."""
     fmt = format_of(path.name, "the output")
     if fmt == "parquet":
         pq.write_table(table, path)
     elif fmt == "csv":
         pa_csv.write_csv(table, path)
     else:
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        stream = path.name.lower().endswith(".arrows")
+        with pa.OSFile(str(path), "wb") as sink, \
+                (pa.ipc.new_stream if stream else pa.ipc.new_file)(sink, table.schema) as writer:
             writer.write_table(table)
 
 
