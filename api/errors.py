@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
-from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from graphql import GraphQLError, GraphQLSyntaxError
 
 from semantic.errors import SemanticError
 
@@ -22,7 +20,11 @@ def to_graphql(error: GraphQLError) -> GraphQLError:
         # A field the schema lacks (or hides from this reader: its schema has no such field) is an unknown name.
         unknown = error.message.startswith("Cannot query field") or any(
             phrase in error.message for phrase in (" is not defined by type ", " to include unknown field "))
-        extensions.setdefault("code", "UNKNOWN_FIELD" if unknown else "GRAPHQL_VALIDATION_FAILED")
+        if isinstance(error, GraphQLSyntaxError):
+            code = "GRAPHQL_PARSE_FAILED"
+        else:
+            code = "UNKNOWN_FIELD" if unknown else "GRAPHQL_VALIDATION_FAILED"
+        extensions.setdefault("code", code)
         return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                             extensions=extensions)
     if isinstance(original, SemanticError):
@@ -34,13 +36,3 @@ def to_graphql(error: GraphQLError) -> GraphQLError:
     log.error("unexpected error in %s", error.path, exc_info=original)
     return GraphQLError(INTERNAL_MESSAGE, error.nodes, error.source, error.positions, error.path,
                         extensions={"code": "INTERNAL"})
-
-
-class ErrorCodes(SchemaExtension):
-    """Give every error a code and a message a person can act on; never a stack trace."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [to_graphql(e) for e in result.errors]

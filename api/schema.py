@@ -24,16 +24,17 @@ from strawberry.extensions import (
 )
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
-from api.errors import ErrorCodes
+from api.errors import to_graphql
 from api.names import camel, pascal
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import ForbiddenError, QueryError, SemanticError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
 from semantic.online import OnlineStore
-from semantic.plan.paths import all_paths
+from semantic.plan.paths import all_paths, picking
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Result, Service
 from semantic.sql.render import DIALECTS
@@ -489,8 +490,7 @@ class SchemaConverter:
                 items.append((key, "metric", what.qualified))
             else:
                 grain = node.arguments.get("grain")
-                several = len(all_paths(self.model, chain[0], what.entity)) > 1
-                text = ".".join((*chain, what.name)) if several else f"{what.entity}.{what.name}"
+                text = self.dimension_name(chain, what)
                 if isinstance(grain, Grain):
                     text += f":{grain.value}"
                 elif isinstance(grain, str):
@@ -498,16 +498,31 @@ class SchemaConverter:
                 items.append((key, "dimension", text))
         return items
 
-    def where_tree(self, entity: Entity, where: Any) -> Any:
+    def dimension_name(self, chain: tuple[str, ...], dim: Dimension) -> str:
+        """The semantic name of a dimension reached from `chain[0]` along the relationship fields in `chain`:
+        `airport.city`, or where several paths lead to its entity, the entities that pick this one
+        (`route.airport.city`). Selections, typed filters and typed orders all name dimensions this way."""
+        paths = all_paths(self.model, chain[0], dim.entity)
+        if len(paths) <= 1:
+            return f"{dim.entity}.{dim.name}"
+        path = next((p for p in paths if (chain[0], *(r.entity for r in p)) == chain), None)
+        if path is None:
+            raise QueryError(f"{' -> '.join(chain)} passes an entity twice; reach {dim.entity} along a path that "
+                             f"does not")
+        return ".".join((*picking(chain[0], path, paths), dim.name))
+
+    def where_tree(self, entity: Entity, where: Any, chain: tuple[str, ...] | None = None) -> Any:
         """A typed where input -> a filter-language tree (values become sqlglot literals)."""
         from sqlglot import exp
 
+        chain = chain or (entity.name,)
         conditions: list[exp.Expr] = []
         for dim in entity.dimensions.values():
             spec = getattr(where, f"d_{dim.name}", None)
             if spec is None:
                 continue
-            column = exp.column(dim.name, table=entity.name)
+            *prefix, name = self.dimension_name(chain, dim).split(".")
+            column = exp.column(name, table=prefix[-1], db=prefix[-2] if len(prefix) > 1 else None)
             for op in ("eq", "neq", "gt", "gte", "lt", "lte"):
                 value = getattr(spec, f"o_{op}", None)
                 if value is not None:
@@ -527,13 +542,13 @@ class SchemaConverter:
         for rel in entity.relationships:
             nested = getattr(where, f"r_{rel.entity}", None)
             if nested is not None:
-                conditions.append(self.where_tree(self.model.entities[rel.entity], nested))
+                conditions.append(self.where_tree(self.model.entities[rel.entity], nested, (*chain, rel.entity)))
         for op, join in (("and", exp.and_), ("or", exp.or_)):
             parts = getattr(where, f"x_{op}", None)
             if parts:
-                conditions.append(exp.Paren(this=join(*(self.where_tree(entity, p) for p in parts))))
+                conditions.append(exp.Paren(this=join(*(self.where_tree(entity, p, chain) for p in parts))))
         if where.x_not is not None:
-            conditions.append(exp.Not(this=exp.Paren(this=self.where_tree(entity, where.x_not))))
+            conditions.append(exp.Not(this=exp.Paren(this=self.where_tree(entity, where.x_not, chain))))
         if not conditions:
             return exp.true()
         return exp.and_(*conditions)
@@ -542,7 +557,7 @@ class SchemaConverter:
                   ) -> list[Order]:
         result = []
         for spec in order_by:
-            found = self._order_item(entity, spec)
+            found = self._order_item(entity, spec, (entity.name,))
             if len(found) != 1:
                 raise QueryError(f"each orderBy item must set exactly one field, got {len(found)}")
             name, direction = found[0]
@@ -553,16 +568,20 @@ class SchemaConverter:
             result.append(Order(matches[0] if matches else name, direction == Direction.DESC))
         return result
 
-    def _order_item(self, entity: Entity, spec: Any) -> list[tuple[str, Direction]]:
+    def _order_item(self, entity: Entity, spec: Any, chain: tuple[str, ...]) -> list[tuple[str, Direction]]:
         found = []
-        for item in (*entity.dimensions, *entity.metrics):
-            value = getattr(spec, f"i_{item}", None)
+        for dim in entity.dimensions.values():
+            value = getattr(spec, f"i_{dim.name}", None)
             if value is not None:
-                found.append((f"{entity.name}.{item}", value))
+                found.append((self.dimension_name(chain, dim), value))
+        for metric in entity.metrics.values():
+            value = getattr(spec, f"i_{metric.name}", None)
+            if value is not None:
+                found.append((metric.qualified, value))
         for rel in entity.relationships:
             nested = getattr(spec, f"r_{rel.entity}", None)
             if nested is not None:
-                found += self._order_item(self.model.entities[rel.entity], nested)
+                found += self._order_item(self.model.entities[rel.entity], nested, (*chain, rel.entity))
         return found
 
 
@@ -610,12 +629,27 @@ class CacheExtensions(SchemaExtension):
 
 
 class _Schema(strawberry.Schema):
+    """Codes are given here, after strawberry is done: a syntax error leaves the operation before an extension's
+    `on_operation` sees a result."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        return _with_codes(await super().execute(*args, **kwargs))
+
+    def execute_sync(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        return _with_codes(super().execute_sync(*args, **kwargs))
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Log only what is unexpected; refused queries are the client's to read, not the server's log's."""
         unexpected = [e for e in errors if e.original_error is not None
                       and not isinstance(e.original_error, SemanticError)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+
+def _with_codes(result: ExecutionResult) -> ExecutionResult:
+    if result.errors:
+        result.errors = [to_graphql(e) for e in result.errors]
+    return result
 
 
 LIMITS = [*QueryDepthLimiter(max_depth=12).validation_rules, *MaxAliasesLimiter(max_alias_count=50).validation_rules]
@@ -657,6 +691,6 @@ def build_schema(model: Model) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
-        extensions=[ErrorCodes, CacheExtensions, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
+        extensions=[CacheExtensions, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
                     lambda: ValidationCache(maxsize=512)],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
@@ -42,3 +43,36 @@ async def test_nested_fields_pick_the_path(service: Service) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+async def _post(service: Service, query: str) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=create_app(service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.mark.anyio
+async def test_typed_where_and_order_follow_the_nested_path(service: Service) -> None:
+    """Flights 10 and 12 take route 1 to FCO (Rome); flight 12 leaves from FCO; flight 11 flies route 2 to Oslo."""
+    to_rome = await _post(service, '{ flight(where: {route: {airport: {city: {eq: "Rome"}}}}) { flights } }')
+    assert to_rome == {"data": {"flight": [{"flights": 2}]}}
+    from_rome = await _post(service, '{ flight(where: {airport: {city: {eq: "Rome"}}}) { flights } }')
+    assert from_rome == {"data": {"flight": [{"flights": 1}]}}
+    ordered = await _post(service, """{ flight(orderBy: [{route: {airport: {city: DESC}}}]) {
+        flights route { airport { city } } } }""")
+    assert [(r["route"]["airport"]["city"], r["flights"]) for r in ordered["data"]["flight"]] == [
+        ("Rome", 2), ("Oslo", 1)]
+
+
+@pytest.mark.anyio
+async def test_syntax_and_validation_errors_carry_codes(service: Service) -> None:
+    syntax = await _post(service, "{ flight { flights ")
+    assert syntax["errors"][0]["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
+    assert "Syntax Error" in syntax["errors"][0]["message"]
+    unknown = await _post(service, "{ flight { nope } }")
+    assert unknown["errors"][0]["extensions"] == {"code": "UNKNOWN_FIELD"}
+    wrong = await _post(service, '{ flight(limit: "ten") { flights } }')
+    assert wrong["errors"][0]["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}

@@ -48,7 +48,7 @@ def steps(model: Model, entity: str) -> tuple[Relationship, ...]:
     return (*own.relationships, *reverse)
 
 
-def _picking(source: str, path: Path, paths: Sequence[Path]) -> list[str]:
+def picking(source: str, path: Path, paths: Sequence[Path]) -> list[str]:
     """The shortest tail of `path`'s entity chain that no other path shares."""
     chain = _chain(source, path)
     for size in range(2, len(chain) + 1):
@@ -85,7 +85,7 @@ def join_path(model: Model, source: str, target: str, needed_for: str, via: tupl
         return paths[0]
     if len(paths) > 1:
         listed = "; ".join(describe(source, p) for p in paths)
-        names = " or ".join(repr(".".join(_picking(source, p, paths)) + ".<dimension>") for p in paths)
+        names = " or ".join(repr(".".join(picking(source, p, paths)) + ".<dimension>") for p in paths)
         raise AmbiguousPathError(
             f"{needed_for}: {source} reaches {target} along {len(paths)} paths ({listed}), so the answer would "
             f"depend on which one is meant. Name the path by the entities before {target}: {names}."
