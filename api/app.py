@@ -1,7 +1,13 @@
 """The Starlette app: GraphQL at /graphql (GraphiQL in a browser), feature lookups and training sets under
-/features (see `api/features.py`), a health check at /healthz.
+/features (see `api/features.py`), a health check at /healthz, Prometheus metrics at /metrics.
 
-Middleware order, outermost first: none yet; the GraphQL handler maps every error to a GraphQL error with a code.
+Middleware order, outermost first:
+1. `Observe` (api/observe.py): request id (header and every log line), access log, request metrics. Outermost, so
+   it sees every response, CORS refusals and preflights included, and times the whole request.
+2. CORS (`cors_origins`; none: no CORS headers, browsers keep to same-origin): answers preflights before any work.
+3. GZip for responses of 1 kB or more, when the client accepts it: innermost, so the access log counts the bytes
+   actually sent.
+Then the routes; the GraphQL handler maps every error to a GraphQL error with a code.
 The warehouse closes with `lifespan`, which also keeps the feature snapshots fresh in the background.
 
 Every route but /healthz first authenticates the request (`api/auth.py`) into an `Access` context, or answers 401
@@ -13,13 +19,16 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
 from cachetools import LRUCache
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,7 +38,8 @@ from strawberry.asgi import GraphQL
 
 from api.auth import Authenticator, Unauthenticated
 from api.features import lookup, refresh, training
-from api.schema import build_schema
+from api.observe import REQUEST_ID_HEADER, Observe, metered, metrics_route
+from api.schema import MAX_ROWS, build_schema
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import SemanticError
 from semantic.integrity import KeyGuard
@@ -43,15 +53,16 @@ ACCESS = "semantic.access"  # the ASGI scope key holding the request's Access co
 
 
 class _GraphQL(GraphQL[dict[str, Any], None]):
-    def __init__(self, service: Service, online: OnlineStore, access: Access) -> None:
+    def __init__(self, service: Service, online: OnlineStore, access: Access, max_rows: int) -> None:
         super().__init__(build_schema(service.view(access).model), graphql_ide="graphiql",
                          allow_queries_via_get=True)
         self.service = service
         self.online = online
+        self.max_rows = max_rows
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> dict[str, Any]:
         return {"service": self.service, "online": self.online, "access": request.scope[ACCESS],
-                "request": request}
+                "request": request, "max_rows": self.max_rows}
 
 
 def unauthenticated(error: Unauthenticated, graphql: bool = False) -> JSONResponse:
@@ -64,11 +75,12 @@ def unauthenticated(error: Unauthenticated, graphql: bool = False) -> JSONRespon
 class _Graphs:
     """/graphql: authenticate, then hand the request to the GraphQL app of the reader's schema."""
 
-    def __init__(self, service: Service, online: OnlineStore, auth: Authenticator, maxsize: int = 32) -> None:
-        self.service, self.online, self.auth = service, online, auth
+    def __init__(self, service: Service, online: OnlineStore, auth: Authenticator, max_rows: int,
+                 maxsize: int = 32) -> None:
+        self.service, self.online, self.auth, self.max_rows = service, online, auth, max_rows
         self.apps: LRUCache[str, _GraphQL] = LRUCache(maxsize=maxsize)
         # The schema of readers without roles, built now: a model without policies needs no other.
-        self.apps[service.view(ANONYMOUS).shape] = _GraphQL(service, online, ANONYMOUS)
+        self.apps[service.view(ANONYMOUS).shape] = _GraphQL(service, online, ANONYMOUS, max_rows)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -79,15 +91,21 @@ class _Graphs:
         shape = self.service.view(access).shape
         app = self.apps.get(shape)
         if app is None:  # building a schema takes a while: off the event loop
-            app = await anyio.to_thread.run_sync(lambda: _GraphQL(self.service, self.online, access))
+            app = await anyio.to_thread.run_sync(lambda: _GraphQL(self.service, self.online, access, self.max_rows))
             self.apps[shape] = app
         scope[ACCESS] = access
         await app(scope, receive, send)
 
 
-def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authenticator | None = None) -> Starlette:
+def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authenticator | None = None,
+               max_rows: int = MAX_ROWS, cors_origins: Sequence[str] = ()) -> Starlette:
     """An app serving one model on one warehouse; latest feature values come from snapshots at most
-    `snapshot_max_age` seconds old, rebuilt in the background. `auth` checks credentials (default: anonymous)."""
+    `snapshot_max_age` seconds old, rebuilt in the background. `auth` checks credentials (default: anonymous).
+    A request returns at most `max_rows` rows per field and says when it was cut; browsers on `cors_origins` may
+    call it."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+    metered(service)
     online = OnlineStore(service, max_age=snapshot_max_age)
     auth = auth if auth is not None else Authenticator()
     if service.integrity is None and service.warehouse is not None:
@@ -138,9 +156,18 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
             return unauthenticated(error)
         return await refresh(online, request, access)
 
-    graphql = _Graphs(service, online, auth)
+    graphql = _Graphs(service, online, auth, max_rows)
+    middleware = [Middleware(Observe)]
+    if cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                                     allow_headers=["content-type", "authorization", "x-api-key",
+                                                    REQUEST_ID_HEADER],
+                                     expose_headers=[REQUEST_ID_HEADER], max_age=600))
+    middleware.append(Middleware(GZipMiddleware, minimum_size=1000))
     app = Starlette(
+        middleware=middleware,
         routes=[Route("/graphql", graphql, methods=["GET", "POST"]), Route("/healthz", healthz),
+                Route("/metrics", metrics_route),
                 Route("/features/{entity}", lookup_route, methods=["GET"]),
                 Route("/features/{entity}/refresh", refresh_route, methods=["POST"]),
                 Route("/features/{entity}/training", training_route, methods=["POST"])],

@@ -15,6 +15,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from api.observe import count_error
 from semantic.access import Access
 from semantic.errors import ForbiddenError, SemanticError, WarehouseError
 from semantic.features.request import FeatureRequest, feature_names, keys_from_text
@@ -27,6 +28,7 @@ log = logging.getLogger("semantic.api")
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
+    count_error(code)
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 

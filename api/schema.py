@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import enum
 import os
+from dataclasses import replace
 from datetime import date, datetime
 from types import SimpleNamespace
-from typing import Any, NewType
+from typing import Annotated, Any, NewType
 
 import anyio.to_thread
 import strawberry
@@ -29,6 +30,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import to_graphql
 from api.names import camel, pascal
+from api.observe import count_error
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import ForbiddenError, QueryError, SemanticError
 from semantic.features.request import FeatureRequest
@@ -51,20 +53,28 @@ TEMPORAL = strawberry.scalar(
 
 @strawberry.enum(description="Time grains; weeks start on Monday.")
 class Grain(enum.Enum):
-    SECOND = "second"
-    MINUTE = "minute"
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-    QUARTER = "quarter"
-    YEAR = "year"
+    SECOND = strawberry.enum_value("second", description="Whole seconds.")
+    MINUTE = strawberry.enum_value("minute", description="Whole minutes.")
+    HOUR = strawberry.enum_value("hour", description="Whole hours.")
+    DAY = strawberry.enum_value("day", description="Calendar days, in the query's time zone.")
+    WEEK = strawberry.enum_value("week", description="ISO weeks, Monday to Sunday; named by their Monday.")
+    MONTH = strawberry.enum_value("month", description="Calendar months; named by their first day.")
+    QUARTER = strawberry.enum_value("quarter", description="Calendar quarters; named by their first day.")
+    YEAR = strawberry.enum_value("year", description="Calendar years; named by 1 January.")
 
 
 @strawberry.enum(description="Sort direction; nulls sort last.")
 class Direction(enum.Enum):
-    ASC = "asc"
-    DESC = "desc"
+    ASC = strawberry.enum_value("asc", description="Smallest first.")
+    DESC = strawberry.enum_value("desc", description="Largest first.")
+
+
+_OPS = {"eq": "Equal to this value.", "neq": "Not equal to this value (nulls never match).",
+        "gt": "Greater than this value.", "gte": "Greater than or equal to this value.",
+        "lt": "Less than this value.", "lte": "Less than or equal to this value.",
+        "in": "Equal to one of these values.", "not_in": "Equal to none of these values (nulls never match).",
+        "like": "Matches this SQL LIKE pattern (`%` any run of characters, `_` one character).",
+        "is_null": "true: only nulls; false: only values that are not null."}
 
 
 def _filter_input(name: str, scalar: Any, ops: tuple[str, ...], description: str) -> type:
@@ -72,7 +82,7 @@ def _filter_input(name: str, scalar: Any, ops: tuple[str, ...], description: str
     for op in ops:
         kind = list[scalar] | None if op in ("in", "not_in") else (bool | None if op == "is_null" else scalar | None)
         cls.__annotations__[f"o_{op}"] = kind  # prefixed: `in` is not a Python name
-        setattr(cls, f"o_{op}", strawberry.field(default=None, name=camel(op)))
+        setattr(cls, f"o_{op}", strawberry.field(default=None, name=camel(op), description=_OPS[op]))
     return strawberry.input(cls, name=name, description=description)
 
 
@@ -91,7 +101,7 @@ _SCALARS: dict[str, Any] = {"string": str, "number": float, "integer": int, "boo
 
 @strawberry.type(description="One column of a result.")
 class ResultColumn:
-    name: str
+    name: str = strawberry.field(description="The item as requested: `customer.region`, `order.revenue`.")
     type: str = strawberry.field(description="string, integer, number, boolean, date or datetime")
 
 
@@ -115,74 +125,94 @@ class CacheInfo:
 
 @strawberry.type(description="Rows of a query: one column per requested item, dimensions first.")
 class QueryResult:
-    columns: list[ResultColumn]
+    columns: list[ResultColumn] = strawberry.field(description="The columns, in row order.")
     rows: JSON = strawberry.field(description="Rows as arrays, in column order; times as ISO 8601 strings.")
     sql: str = strawberry.field(description="The SQL that computed the rows.")
-    cache: CacheInfo
+    cache: CacheInfo = strawberry.field(description="How the result cache served the rows.")
+    truncated: bool = strawberry.field(default=False, description="True when the rows were cut at the server's "
+                                       "maximum row count (`serve --max-rows`); ask for fewer with `limit`.")
 
 
 @strawberry.type(description="A dimension in the catalog.")
 class CatalogDimension:
-    name: str
-    type: str
-    description: str
-    grain: str | None
+    name: str = strawberry.field(description="The dimension's name within its entity.")
+    type: str = strawberry.field(description="string, number, integer, boolean or time.")
+    description: str = strawberry.field(description="What the dimension means.")
+    grain: str | None = strawberry.field(description="For a time: the finest grain its data has.")
 
 
 @strawberry.type(description="A metric in the catalog.")
 class CatalogMetric:
-    name: str
-    kind: str
-    description: str
-    aggregation: str | None
-    expression: str | None
+    name: str = strawberry.field(description="The metric's name within its entity.")
+    kind: str = strawberry.field(description="simple, derived, cumulative, offset or semi-additive.")
+    description: str = strawberry.field(description="What the metric measures.")
+    aggregation: str | None = strawberry.field(description="sum, count, count_distinct, avg, min, max, ... "
+                                               "for a simple metric.")
+    expression: str | None = strawberry.field(description="The SQL expression it aggregates, or the formula "
+                                              "of a derived metric.")
 
 
 @strawberry.type(description="A feature in the catalog.")
 class CatalogFeature:
-    name: str
-    kind: str
-    description: str
-    source: str | None
-    window: str | None
-    ttl: str | None
+    name: str = strawberry.field(description="The feature's name within its entity.")
+    kind: str = strawberry.field(description="metric, latest, dimension or derived.")
+    description: str = strawberry.field(description="What the feature means.")
+    source: str | None = strawberry.field(description="The metric or dimension it reads, or its expression.")
+    window: str | None = strawberry.field(description="For a metric feature: the trailing window before `at`.")
+    ttl: str | None = strawberry.field(description="For a latest feature: how old a value may be and still "
+                                       "count.")
 
 
 @strawberry.type(description="A many-to-one (or one-to-one) relationship.")
 class CatalogRelationship:
-    entity: str
-    key: list[str]
-    type: str
+    entity: str = strawberry.field(description="The entity it leads to.")
+    key: list[str] = strawberry.field(description="The foreign key columns, in the target's key order.")
+    type: str = strawberry.field(description="many_to_one or one_to_one.")
 
 
 @strawberry.type(description="An entity in the catalog.")
 class CatalogEntity:
-    name: str
-    description: str
-    key: list[str]
-    time: str | None
-    dimensions: list[CatalogDimension]
-    metrics: list[CatalogMetric]
-    features: list[CatalogFeature]
-    relationships: list[CatalogRelationship]
+    name: str = strawberry.field(description="The entity's name (`order_item`); its GraphQL field is camelCase.")
+    description: str = strawberry.field(description="What one row of the entity is.")
+    key: list[str] = strawberry.field(description="The key columns: one row per key.")
+    time: str | None = strawberry.field(description="The time dimension `time:grain` means for its metrics.")
+    dimensions: list[CatalogDimension] = strawberry.field(description="Its dimensions.")
+    metrics: list[CatalogMetric] = strawberry.field(description="Its metrics.")
+    features: list[CatalogFeature] = strawberry.field(description="Its features.")
+    relationships: list[CatalogRelationship] = strawberry.field(description="Its many-to-one relationships.")
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
-def result_type(result: Result) -> QueryResult:
+def result_type(result: Result, truncated: bool = False) -> QueryResult:
     return QueryResult(
         columns=[ResultColumn(name=c.name, type=c.type) for c in result.columns],
         rows=JSON([[_iso(v) for v in row] for row in result.rows]),
         sql=result.sql,
         cache=CacheInfo(hit=result.cache_hit, key=result.cache_key, source=CacheSource(result.cache_source.value)),
+        truncated=truncated,
     )
 
 
 def cache_facts(result: Result) -> dict[str, Any]:
     """The cache facts of a typed field, as `extensions.cache` reports them."""
     return {"hit": result.cache_hit, "key": result.cache_key, "source": result.cache_source.value}
+
+
+MAX_ROWS = 100_000  # per request unless the app says otherwise (`serve --max-rows`)
+
+
+def _run_capped(info: strawberry.Info, query: SemanticQuery) -> tuple[Result, bool]:
+    """Run a query asking for one row more than the server's maximum, so a cut is known, never silent."""
+    cap: int = info.context.get("max_rows", MAX_ROWS)
+    if query.limit is None or query.limit > cap:
+        query = replace(query, limit=cap + 1)
+    result = _service(info).query(query, _access(info))
+    if len(result.rows) <= cap:
+        return result, False
+    return replace(result, rows=result.rows[:cap]), True
 
 
 def catalog_of(model: Model) -> list[CatalogEntity]:
@@ -213,7 +243,33 @@ def _value(root: Any, info: strawberry.Info) -> Any:
     return root.get(info.path.key)
 
 
-def _time_value(root: Any, info: strawberry.Info, grain: Grain | None = None) -> Any:
+def _arg(kind: Any, description: str) -> Any:
+    return Annotated[kind, strawberry.argument(description=description)]
+
+
+Metrics = _arg(list[str] | None, "Metrics by semantic name: `order.revenue`.")
+Dimensions = _arg(list[str] | None, "Dimensions by semantic name, a time with its grain: `customer.region`, "
+                                    "`order.ordered_at:month`, `time:week` (each metric's own time).")
+WhereText = _arg(str | None, "A filter in the filter language: `customer.region = 'EU' and time:month >= "
+                             "'2024-01-01'`; conditions on metrics apply after aggregation.")
+OrderItems = _arg(list[str] | None, "Sort keys among the selected items, descending with a leading `-`: "
+                                    "`-order.revenue`.")
+Limit = _arg(int | None, "At most this many rows (the server's maximum still applies).")
+Offset = _arg(int | None, "Skip this many rows first.")
+TimeZone = _arg(str | None, "An IANA time zone (`Europe/Paris`): periods are cut in it and times without an "
+                            "offset are read in it. Default UTC.")
+FillText = _arg(str | None, "`zero` or `null`: every period of the range, also those without data.")
+DialectText = _arg(str | None, f"The SQL dialect: one of {', '.join(DIALECTS)}; default the warehouse's.")
+EntityName = _arg(str, "The entity whose features to read: `customer`.")
+Keys = _arg(JSON, "Keys as values, or objects of key columns for a composite key.")
+FeatureNames = _arg(list[str] | None, "Feature names; default all of the entity's.")
+At = _arg(datetime | None, "The point in time the values are as of (naive: UTC); default now.")
+
+GrainArgument = Annotated[Grain | None, strawberry.argument(
+    description="The period to cut the time into; default: the dimension's own grain. Aliases give several.")]
+
+
+def _time_value(root: Any, info: strawberry.Info, grain: GrainArgument = None) -> Any:
     return root.get(info.path.key)
 
 
@@ -240,6 +296,19 @@ def _access(info: strawberry.Info) -> Access:
     """Who asks (set by the app after authentication); anonymous when a caller set none."""
     access = info.context.get("access", ANONYMOUS)
     return access if isinstance(access, Access) else ANONYMOUS
+
+
+def _note_truncated(info: strawberry.Info, truncated: bool) -> None:
+    """Typed row fields have no room for a flag: the response's `extensions.truncated` says if any was cut."""
+    info.context["truncated"] = info.context.get("truncated", False) or truncated
+
+
+class Truncation(SchemaExtension):
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        if isinstance(context, dict) and "truncated" in context:
+            return {"truncated": context["truncated"]}
+        return {}
 
 
 class SchemaConverter:
@@ -312,10 +381,12 @@ class SchemaConverter:
         for dim in entity.dimensions.values():
             cls.__annotations__[f"d_{dim.name}"] = FILTERS[dim.type] | None
             setattr(cls, f"d_{dim.name}", strawberry.field(default=None, name=camel(dim.name),
-                                                           description=dim.description or None))
+                                                           description=dim.description or f"{dim.entity}.{dim.name}"))
         for rel in entity.relationships:
             cls.__annotations__[f"r_{rel.entity}"] = self.where_input_for(self.model.entities[rel.entity]) | None
-            setattr(cls, f"r_{rel.entity}", strawberry.field(default=None, name=camel(rel.entity)))
+            setattr(cls, f"r_{rel.entity}", strawberry.field(
+                default=None, name=camel(rel.entity),
+                description=f"Conditions on the related {rel.entity} (through {', '.join(rel.key)})."))
         for op in ("and", "or"):
             cls.__annotations__[f"x_{op}"] = list[cls] | None  # type: ignore[valid-type]
             setattr(cls, f"x_{op}", strawberry.field(default=None, name=op,
@@ -334,10 +405,13 @@ class SchemaConverter:
         items: tuple[Dimension | Metric, ...] = (*entity.dimensions.values(), *entity.metrics.values())
         for item in items:
             cls.__annotations__[f"i_{item.name}"] = Direction | None
-            setattr(cls, f"i_{item.name}", strawberry.field(default=None, name=camel(item.name)))
+            setattr(cls, f"i_{item.name}", strawberry.field(
+                default=None, name=camel(item.name),
+                description=f"Sort by {item.entity}.{item.name} (it must be selected). {item.description}".strip()))
         for rel in entity.relationships:
             cls.__annotations__[f"r_{rel.entity}"] = self.order_input_for(self.model.entities[rel.entity]) | None
-            setattr(cls, f"r_{rel.entity}", strawberry.field(default=None, name=camel(rel.entity)))
+            setattr(cls, f"r_{rel.entity}", strawberry.field(
+                default=None, name=camel(rel.entity), description=f"Sort by a field of the related {rel.entity}."))
         return strawberry.input(cls, name=name, description=f"One sort key over selected {entity.name} fields: "
                                                             f"set exactly one field.")
 
@@ -380,23 +454,23 @@ class SchemaConverter:
                 setattr(cls, f"f_{entity.name}", self._features_field(entity))
         converter = self
 
-        async def query(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
-                  where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
-                  offset: int | None = None, timezone: str | None = None, fill: str | None = None) -> Any:
+        async def query(info: strawberry.Info, metrics: Metrics = None, dimensions: Dimensions = None,
+                        where: WhereText = None, order_by: OrderItems = None, limit: Limit = None,
+                        offset: Offset = None, timezone: TimeZone = None, fill: FillText = None) -> Any:
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
-            return await anyio.to_thread.run_sync(lambda: result_type(_service(info).query(q, _access(info))))
+            return await anyio.to_thread.run_sync(lambda: result_type(*_run_capped(info, q)))
 
-        def compile_(info: strawberry.Info, metrics: list[str] | None = None, dimensions: list[str] | None = None,
-                     where: str | None = None, order_by: list[str] | None = None, limit: int | None = None,
-                     offset: int | None = None, timezone: str | None = None, fill: str | None = None,
-                     dialect: str | None = None) -> str:
+        def compile_(info: strawberry.Info, metrics: Metrics = None, dimensions: Dimensions = None,
+                     where: WhereText = None, order_by: OrderItems = None, limit: Limit = None,
+                     offset: Offset = None, timezone: TimeZone = None, fill: FillText = None,
+                     dialect: DialectText = None) -> str:
             if dialect is not None and dialect not in DIALECTS:
                 raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
             return _service(info).compile(q, dialect, _access(info)).pretty()
 
-        async def features(info: strawberry.Info, entity: str, keys: JSON, names: list[str] | None = None,
-                     at: datetime | None = None) -> Any:
+        async def features(info: strawberry.Info, entity: EntityName, keys: Keys, names: FeatureNames = None,
+                           at: At = None) -> Any:
             request = FeatureRequest.create(converter.model, entity, keys, names, at)
             return result_type(await _lookup(info, request))
 
@@ -435,14 +509,20 @@ class SchemaConverter:
                 order_by=tuple(converter.orders_of(entity, order_by or [], items)),
                 limit=limit, offset=offset, timezone=timezone,
             )
-            result = await anyio.to_thread.run_sync(lambda: _service(info).query(q, _access(info)))
+            result, truncated = await anyio.to_thread.run_sync(lambda: _run_capped(info, q))
+            _note_truncated(info, truncated)
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
             return _shape(result, items)
 
-        resolve.__annotations__ = {"info": strawberry.Info, "where": where_type | None,
-                                   "order_by": list[order_type] | None,  # type: ignore[valid-type]
-                                   "limit": int | None, "offset": int | None, "timezone": str | None}
+        resolve.__annotations__ = {
+            "info": strawberry.Info,
+            "where": _arg(where_type | None, f"Conditions on {entity.name} rows and related entities, before "
+                                             f"aggregation."),
+            "order_by": _arg(list[order_type] | None,  # type: ignore[valid-type]
+                             "Sort keys in order, each over one selected field; without one, row order is "
+                             "unspecified."),
+            "limit": Limit, "offset": Offset, "timezone": TimeZone}
         return strawberry.field(resolver=resolve, name=camel(entity.name), graphql_type=list[row_type],  # type: ignore[valid-type]
                                 description=f"{entity.description} Rows grouped by the selected dimensions, "
                                             f"with the selected metrics aggregated.".strip())
@@ -462,7 +542,11 @@ class SchemaConverter:
             attributes = [f"{'k' if c.kind == 'key' else 'f'}_{c.name}" for c in result.columns]
             return [SimpleNamespace(**dict(zip(attributes, row, strict=True))) for row in result.rows]
 
-        resolve.__annotations__ = {"info": strawberry.Info, "keys": list[key_type], "at": datetime | None}
+        resolve.__annotations__ = {
+            "info": strawberry.Info,
+            "keys": _arg(list[key_type], f"{entity.name} keys; each gives one row, in this order, duplicates "
+                                         f"kept, unknown keys all null."),
+            "at": At}
         return strawberry.field(resolver=resolve, name=f"{camel(entity.name)}Features",
                                 graphql_type=list[features_type],  # type: ignore[valid-type]
                                 description=f"Features of each {entity.name} key as of `at` (default now), one "
@@ -649,6 +733,8 @@ class _Schema(strawberry.Schema):
 def _with_codes(result: ExecutionResult) -> ExecutionResult:
     if result.errors:
         result.errors = [to_graphql(e) for e in result.errors]
+        for error in result.errors:
+            count_error(str((error.extensions or {}).get("code", "INTERNAL")))
     return result
 
 
@@ -691,6 +777,6 @@ def build_schema(model: Model) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
-        extensions=[CacheExtensions, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
+        extensions=[CacheExtensions, Truncation, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
                     lambda: ValidationCache(maxsize=512)],
     )

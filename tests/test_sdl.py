@@ -32,3 +32,23 @@ def test_every_entity_dimension_metric_and_feature_is_described() -> None:
             for feature in entity.features.values():
                 assert feature.description and features.fields[camel(feature.name)].description == feature.description
         assert camel(entity.name) in schema.query_type.fields
+
+
+def test_introspection_describes_every_type_field_argument_and_enum_value() -> None:
+    """Through introspection, as a client sees it: every element carries a description."""
+    schema = build_schema(load(ROOT / "examples" / "shop"))
+    types = schema.execute_sync("""{ __schema { types { name description
+        fields { name description args { name description } }
+        inputFields { name description } enumValues { name description } } } }""").data["__schema"]["types"]
+    elements: list[tuple[str, str | None]] = []
+    for kind in types:
+        if kind["name"].startswith("__"):
+            continue
+        elements.append((kind["name"], kind["description"]))
+        for field in kind["fields"] or []:
+            elements.append((f"{kind['name']}.{field['name']}", field["description"]))
+            elements += [(f"{kind['name']}.{field['name']}({a['name']})", a["description"]) for a in field["args"]]
+        elements += [(f"{kind['name']}.{f['name']}", f["description"]) for f in kind["inputFields"] or []]
+        elements += [(f"{kind['name']}.{v['name']}", v["description"]) for v in kind["enumValues"] or []]
+    missing = [name for name, description in elements if not description]
+    assert len(elements) > 400 and missing == [], f"{len(missing)} of {len(elements)} undescribed: {missing[:20]}"

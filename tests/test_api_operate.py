@@ -1,0 +1,152 @@
+"""Operating the server: row caps that say so, request ids, JSON logs, /metrics, CORS and gzip, against a real
+uvicorn process started with the serve options."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from examples.shop.generate import generate
+from tests.test_api_http import ROOT, _free_port, gql, hand
+
+ORIGIN = "http://bi.example.test"
+
+
+@pytest.fixture(scope="module")
+def shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("operate") / "shop.duckdb", orders=2000)
+
+
+@pytest.fixture(scope="module")
+def days(shop_file: Path) -> int:
+    (count,) = hand(shop_file, "SELECT COUNT(DISTINCT CAST(ordered_at AS DATE)) FROM orders")
+    return int(count[0])
+
+
+@pytest.fixture(scope="module")
+def served(shop_file: Path, days: int) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    log = shop_file.with_suffix(".log")
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli.main", "serve", str(ROOT / "examples" / "shop"), "--port", str(port),
+             "--warehouse", f"duckdb:///{shop_file}", "--max-rows", "50", "--cors-origin", ORIGIN,
+             "--cors-origin", "http://other.example.test", "--log-format", "json", "--log-level", "info"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"server did not start: {log.read_text()}")
+    yield url, log
+    process.terminate()
+    process.wait(timeout=10)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_a_cut_answer_says_so(served: tuple[str, Path], days: int) -> None:
+    url, _ = served
+    assert days > 50
+    generic = gql(url, '{ query(metrics: ["order.order_count"], dimensions: ["order.ordered_at:day"]) '
+                       '{ rows truncated } }')["data"]["query"]
+    assert len(generic["rows"]) == 50 and generic["truncated"] is True
+    small = gql(url, '{ query(metrics: ["order.order_count"], dimensions: ["order.ordered_at:day"], limit: 7) '
+                     '{ rows truncated } }')["data"]["query"]
+    assert len(small["rows"]) == 7 and small["truncated"] is False
+    typed = gql(url, "{ order { orderedAt(grain: DAY) orderCount } }")
+    assert len(typed["data"]["order"]) == 50 and typed["extensions"]["truncated"] is True
+    whole = gql(url, "{ order { status orderCount } }")
+    assert whole["extensions"]["truncated"] is False
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if match:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match.group(2))
+    return total
+
+
+def test_metrics_move_with_the_requests(served: tuple[str, Path]) -> None:
+    url, _ = served
+    before = httpx.get(f"{url}/metrics").text
+    query = '{ query(metrics: ["order.revenue"], dimensions: ["order.channel"]) { rows } }'
+    for _ in range(3):
+        gql(url, query)
+    gql(url, '{ query(metrics: ["order.revnue"]) { rows } }')
+    after = httpx.get(f"{url}/metrics").text
+    assert "# TYPE semantic_warehouse_statements_total counter" in after
+    requests = "semantic_http_requests_total"
+    assert _metric(after, requests, route="/graphql", status="200") - _metric(before, requests, route="/graphql",
+                                                                             status="200") == 4
+    assert _metric(after, "semantic_warehouse_statements_total") - _metric(before,
+                                                                           "semantic_warehouse_statements_total") == 1
+    lookups = "semantic_cache_lookups_total"
+    assert _metric(after, lookups, result="miss") - _metric(before, lookups, result="miss") == 1
+    assert _metric(after, lookups, result="hit") - _metric(before, lookups, result="hit") == 2
+    assert _metric(after, "semantic_errors_total", code="UNKNOWN_FIELD") - _metric(
+        before, "semantic_errors_total", code="UNKNOWN_FIELD") == 1
+    latency = "semantic_http_request_duration_seconds_count"
+    assert _metric(after, latency, route="/graphql") - _metric(before, latency, route="/graphql") == 4
+
+
+def test_request_id_in_header_and_every_log_line(served: tuple[str, Path]) -> None:
+    url, log = served
+    given = httpx.post(f"{url}/graphql", json={"query": "{ catalog { name } }"},
+                       headers={"x-request-id": "trace-42.a"})
+    assert given.headers["x-request-id"] == "trace-42.a"
+    made = httpx.post(f"{url}/graphql", json={"query": '{ query(metrics: ["order.revnue"]) { rows } }'},
+                      headers={"x-request-id": "bad id with spaces"})
+    rid = made.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line["request_id"] == rid]
+    assert mine and all(line["level"] and line["time"].endswith("Z") for line in mine)
+    access = [line for line in lines if line["logger"] == "semantic.access" and line["request_id"] == "trace-42.a"]
+    assert access and access[0]["status"] == 200 and access[0]["path"] == "/graphql"
+
+
+def test_cors_allows_the_origins_given(served: tuple[str, Path]) -> None:
+    url, _ = served
+    preflight = {"origin": ORIGIN, "access-control-request-method": "POST",
+                 "access-control-request-headers": "content-type"}
+    allowed = httpx.options(f"{url}/graphql", headers=preflight)
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
+    refused = httpx.options(f"{url}/graphql", headers={**preflight, "origin": "http://evil.example.test"})
+    assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+    simple = httpx.post(f"{url}/graphql", json={"query": "{ catalog { name } }"}, headers={"origin": ORIGIN})
+    assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in simple.headers["access-control-expose-headers"]
+
+
+def test_large_responses_are_gzipped(served: tuple[str, Path]) -> None:
+    url, _ = served
+    body: dict[str, Any] = {"query": "{ order { orderedAt(grain: DAY) orderCount revenue } }"}
+    big = httpx.post(f"{url}/graphql", json=body, headers={"accept-encoding": "gzip"})
+    assert big.headers["content-encoding"] == "gzip" and len(big.json()["data"]["order"]) == 50
+    plain = httpx.post(f"{url}/graphql", json=body, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == big.json()
+    tiny = httpx.post(f"{url}/graphql", json={"query": "{ order { orderCount } }"},
+                      headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in tiny.headers
