@@ -247,23 +247,36 @@ def _arg(kind: Any, description: str) -> Any:
     return Annotated[kind, strawberry.argument(description=description)]
 
 
-Metrics = _arg(list[str] | None, "Metrics by semantic name: `order.revenue`.")
-Dimensions = _arg(list[str] | None, "Dimensions by semantic name, a time with its grain: `customer.region`, "
-                                    "`order.ordered_at:month`, `time:week` (each metric's own time).")
-WhereText = _arg(str | None, "A filter in the filter language: `customer.region = 'EU' and time:month >= "
-                             "'2024-01-01'`; conditions on metrics apply after aggregation.")
-OrderItems = _arg(list[str] | None, "Sort keys among the selected items, descending with a leading `-`: "
-                                    "`-order.revenue`.")
-Limit = _arg(int | None, "At most this many rows (the server's maximum still applies).")
-Offset = _arg(int | None, "Skip this many rows first.")
-TimeZone = _arg(str | None, "An IANA time zone (`Europe/Paris`): periods are cut in it and times without an "
-                            "offset are read in it. Default UTC.")
-FillText = _arg(str | None, "`zero` or `null`: every period of the range, also those without data.")
-DialectText = _arg(str | None, f"The SQL dialect: one of {', '.join(DIALECTS)}; default the warehouse's.")
-EntityName = _arg(str, "The entity whose features to read: `customer`.")
-Keys = _arg(JSON, "Keys as values, or objects of key columns for a composite key.")
-FeatureNames = _arg(list[str] | None, "Feature names; default all of the entity's.")
-At = _arg(datetime | None, "The point in time the values are as of (naive: UTC); default now.")
+Metrics = Annotated[list[str] | None, strawberry.argument(
+    description="Metrics by semantic name: `order.revenue`.")]
+Dimensions = Annotated[list[str] | None, strawberry.argument(
+    description="Dimensions by semantic name, a time with its grain: `customer.region`, "
+                "`order.ordered_at:month`, `time:week` (each metric's own time).")]
+WhereText = Annotated[str | None, strawberry.argument(
+    description="A filter in the filter language: `customer.region = 'EU' and time:month >= "
+                "'2024-01-01'`; conditions on metrics apply after aggregation.")]
+OrderItems = Annotated[list[str] | None, strawberry.argument(
+    description="Sort keys among the selected items, descending with a leading `-`: "
+                "`-order.revenue`.")]
+Limit = Annotated[int | None, strawberry.argument(
+    description="At most this many rows (the server's maximum still applies).")]
+Offset = Annotated[int | None, strawberry.argument(
+    description="Skip this many rows first.")]
+TimeZone = Annotated[str | None, strawberry.argument(
+    description="An IANA time zone (`Europe/Paris`): periods are cut in it and times without an "
+                "offset are read in it. Default UTC.")]
+FillText = Annotated[str | None, strawberry.argument(
+    description="`zero` or `null`: every period of the range, also those without data.")]
+DialectText = Annotated[str | None, strawberry.argument(
+    description=f"The SQL dialect: one of {', '.join(DIALECTS)}; default the warehouse's.")]
+EntityName = Annotated[str, strawberry.argument(
+    description="The entity whose features to read: `customer`.")]
+Keys = Annotated[JSON, strawberry.argument(
+    description="Keys as values, or objects of key columns for a composite key.")]
+FeatureNames = Annotated[list[str] | None, strawberry.argument(
+    description="Feature names; default all of the entity's.")]
+At = Annotated[datetime | None, strawberry.argument(
+    description="The point in time the values are as of (naive: UTC); default now.")]
 
 GrainArgument = Annotated[Grain | None, strawberry.argument(
     description="The period to cut the time into; default: the dimension's own grain. Aliases give several.")]
@@ -481,7 +494,7 @@ class SchemaConverter:
                                        description="Any metrics by any dimensions, by semantic names "
                                                    "(`order.revenue`, `customer.region`, `time:month`); "
                                                    "`where` uses the filter language; `orderBy` items such as "
-                                                   "`-order.revenue`.")
+                "`-order.revenue`.")
         cls.x_compile = strawberry.field(resolver=compile_, name="compile",  # type: ignore[attr-defined]
                                          description="The SQL a query would run, without running it.")
         cls.x_features = strawberry.field(resolver=features, name="features", graphql_type=QueryResult,  # type: ignore[attr-defined]
