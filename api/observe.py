@@ -200,7 +200,7 @@ class MeteredCache(Generic[T]):
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
-    def get_or_run(self, key: str, compute: Callable[[], T]) -> Lookup[T]:
+    def get_or_run(self, key: str, compute: Callable[[], T], **options: Any) -> Lookup[T]:
         ran = False
 
         def measured() -> T:
@@ -218,7 +218,7 @@ class MeteredCache(Generic[T]):
 
         with self._lock:
             joining = key in self._running
-        lookup = self.inner.get_or_run(key, measured)
+        lookup = self.inner.get_or_run(key, measured, **options)
         CACHE.labels(result="miss" if ran else ("inflight" if joining else "hit")).inc()
         return lookup
 
