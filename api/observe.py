@@ -2,8 +2,9 @@
 and Prometheus metrics.
 
 Metrics live in prometheus-client's default registry, one set per process (`serve --workers N` has N sets, as
-Prometheus expects of separate targets). The warehouse and the result cache are measured by wrapping the service's
-own objects (`metered`), so nothing below the API knows about metrics.
+Prometheus expects of separate targets). Warehouse statements are measured by wrapping the service's warehouse
+(`metered`); the result cache counts its own hits, misses, roll-ups and in-flight joins (`semantic/metrics.py`),
+since only it knows where an answer came from.
 """
 
 from __future__ import annotations
@@ -12,19 +13,17 @@ import contextvars
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from semantic.cache import Lookup, ResultCache
 from semantic.execute import Table, Warehouse
 
 if TYPE_CHECKING:
@@ -43,9 +42,6 @@ STATEMENTS = Counter("semantic_warehouse_statements_total", "Statements sent to 
                      ["outcome"])
 STATEMENT_SECONDS = Histogram("semantic_warehouse_statement_duration_seconds", "Warehouse statement duration.",
                               buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-CACHE = Counter("semantic_cache_lookups_total", "Result cache lookups: hit, miss, or inflight (joined a "
-                "computation already running).", ["result"])
-IN_FLIGHT = Gauge("semantic_cache_computations_in_flight", "Result cache misses being computed now.")
 ERRORS = Counter("semantic_errors_total", "Errors returned to clients, by code.", ["code"])
 
 
@@ -191,44 +187,7 @@ class MeteredWarehouse:
         return getattr(self.inner, name)
 
 
-class MeteredCache(Generic[T]):
-    """The service's result cache, counting hits, misses and joined in-flight computations; anything else is the
-    wrapped cache's. A lookup of a key this process is computing now counts as a join (`inflight`)."""
-
-    def __init__(self, inner: ResultCache[T]) -> None:
-        self.inner = inner
-        self._running: set[str] = set()
-        self._lock = threading.Lock()
-
-    def get_or_run(self, key: str, compute: Callable[[], T], **options: Any) -> Lookup[T]:
-        ran = False
-
-        def measured() -> T:
-            nonlocal ran
-            ran = True
-            with self._lock:
-                self._running.add(key)
-            IN_FLIGHT.inc()
-            try:
-                return compute()
-            finally:
-                IN_FLIGHT.dec()
-                with self._lock:
-                    self._running.discard(key)
-
-        with self._lock:
-            joining = key in self._running
-        lookup = self.inner.get_or_run(key, measured, **options)
-        CACHE.labels(result="miss" if ran else ("inflight" if joining else "hit")).inc()
-        return lookup
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def metered(service: Service) -> None:
-    """Measure the service's warehouse statements and cache lookups (once; the app calls this)."""
+    """Measure the service's warehouse statements (once; the app calls this)."""
     if service.warehouse is not None and not isinstance(service.warehouse, MeteredWarehouse):
         service.warehouse = MeteredWarehouse(service.warehouse)
-    if not isinstance(service.cache, MeteredCache):
-        service.cache = cast("ResultCache[Table]", MeteredCache(service.cache))

@@ -107,10 +107,10 @@ class ResultColumn:
 
 @strawberry.enum(description="Where an answer came from.")
 class CacheSource(enum.Enum):
-    WAREHOUSE = "WAREHOUSE"
-    EXACT = "EXACT"
-    ROLLUP = "ROLLUP"
-    INFLIGHT = "INFLIGHT"
+    WAREHOUSE = strawberry.enum_value("WAREHOUSE", description="Computed by a warehouse statement of its own.")
+    EXACT = strawberry.enum_value("EXACT", description="The same result, from the cache.")
+    ROLLUP = strawberry.enum_value("ROLLUP", description="Re-aggregated from a finer cached result.")
+    INFLIGHT = strawberry.enum_value("INFLIGHT", description="Waited for the same computation, already running.")
 
 
 @strawberry.type(description="How the result cache served a request.")
