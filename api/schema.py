@@ -763,7 +763,11 @@ def may_clear_cache(access: Access) -> bool:
     return access.trusted or bool(access.roles & admins)
 
 
-async def _clear_cache(info: strawberry.Info, entity: str | None = None) -> int:
+CacheEntity = Annotated[str | None, strawberry.argument(
+    description="The entity whose cached answers to drop (`order`); leave out to drop every cached answer.")]
+
+
+async def _clear_cache(info: strawberry.Info, entity: CacheEntity = None) -> int:
     access = _access(info)
     if not may_clear_cache(access):
         raise ForbiddenError("clearing the cache needs an admin role (SEMANTIC_CACHE_ADMIN_ROLES); ask an "
