@@ -1,0 +1,124 @@
+"""Typed GraphQL rows against the generic `query { rows }` path, side by side in one run, result cache hit.
+
+    python -m bench.graphql [--orders 100000] [--repeat 30] [--big 100000]
+
+Server time is `schema.execute` in process (parse and validation cached, as in the app); HTTP time is one uvicorn
+worker on 127.0.0.1. Both paths answer the same rows; the typed one must also shape them per field. Targets (issue
+10): 1000 x 5 typed <= 1.5x the `query` path and <= 3 ms server time; 100k rows <= 1.5x the `query` path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+from bench.run import data_file, machine, ms, percentile, table
+
+
+def _typed(limit: int) -> str:
+    return f"{{ order(limit: {limit}) {{ orderId status channel revenue orderCount }} }}"
+
+
+def _generic(limit: int) -> str:
+    return (f'{{ query(metrics: ["order.revenue", "order.order_count"], dimensions: ["order.order_id", '
+            f'"order.status", "order.channel"], limit: {limit}) {{ rows }} }}')
+
+
+def _server_times(schema: Any, context: dict[str, Any], document: str, repeat: int) -> list[int]:
+    async def once() -> int:
+        started = time.perf_counter_ns()
+        result = await schema.execute(document, context_value=dict(context))
+        if result.errors:
+            raise RuntimeError(f"{document}: {result.errors}")
+        return time.perf_counter_ns() - started
+
+    async def run() -> list[int]:
+        for _ in range(3):  # warm: parser, validation, plan and result caches
+            await once()
+        return [await once() for _ in range(repeat)]
+
+    return asyncio.run(run())
+
+
+def _http_times(app: Any, documents: list[str], repeat: int) -> list[list[int]]:
+    import httpx
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    times: list[list[int]] = [[] for _ in documents]
+    try:
+        with httpx.Client(timeout=120) as client:
+            for document in documents:
+                client.post(f"http://127.0.0.1:{port}/graphql", json={"query": document}).raise_for_status()
+            for _ in range(repeat):  # alternated: both paths see the same machine load
+                for i, document in enumerate(documents):
+                    started = time.perf_counter_ns()
+                    response = client.post(f"http://127.0.0.1:{port}/graphql", json={"query": document})
+                    elapsed = time.perf_counter_ns() - started
+                    if response.status_code != 200 or "errors" in response.json():
+                        raise RuntimeError(response.text[:300])
+                    times[i].append(elapsed)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--big", type=int, default=100_000, help="rows of the large case (0: skip it)")
+    args = parser.parse_args(argv)
+
+    from api.app import create_app
+    from api.schema import build_schema
+    from semantic.access import ANONYMOUS
+    from semantic.execute import SqlWarehouse
+    from semantic.loader import load
+    from semantic.online import OnlineStore
+    from semantic.service import Service
+
+    path, how = data_file(args.orders)
+    print(f"{machine()}; data {path.name} ({how})")
+    service = Service(load("examples/shop"), SqlWarehouse(f"duckdb:///{path}"))
+    schema = build_schema(service.model)
+    context = {"service": service, "online": OnlineStore(service), "access": ANONYMOUS, "max_rows": 10 ** 7}
+    rows, verdicts = [], []
+    cases = [(1000, args.repeat)] + ([(args.big, max(3, args.repeat // 10))] if args.big else [])
+    for limit, repeat in cases:
+        typed = _server_times(schema, context, _typed(limit), repeat)
+        generic = _server_times(schema, context, _generic(limit), repeat)
+        ratio = percentile(typed, 50) / percentile(generic, 50)
+        for label, values in ((f"typed {limit} x 5, server", typed), (f"query {limit} x 5, server", generic)):
+            rows.append([label, ms(percentile(values, 50)), ms(percentile(values, 99))])
+        target = "<= 1.5x" + (" and <= 3 ms" if limit == 1000 else "")
+        met = ratio <= 1.5 and (limit != 1000 or percentile(typed, 50) <= 3e6)
+        verdicts.append(f"{limit} rows: typed / query = {ratio:.2f}x (target {target}): {'met' if met else 'NOT met'}")
+    app = create_app(service, max_rows=10 ** 7)
+    http = _http_times(app, [_typed(1000), _generic(1000)], args.repeat)
+    for label, values in (("typed 1000 x 5, HTTP", http[0]), ("query 1000 x 5, HTTP", http[1])):
+        rows.append([label, ms(percentile(values, 50)), ms(percentile(values, 99))])
+    print(table(["request (result cache hit)", "p50 ms", "p99 ms"], rows, right={1, 2}))
+    print("\n".join(verdicts))
+    if service.warehouse is not None:
+        service.warehouse.close()
+
+
+if __name__ == "__main__":
+    main()
