@@ -14,22 +14,17 @@ from typing import Any, NewType
 import anyio.to_thread
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import ErrorCodes
+from api.limits import extensions as document_limits
 from api.names import camel, pascal
+from semantic import settings
 from semantic.access import ANONYMOUS, Access
-from semantic.errors import ForbiddenError, QueryError, SemanticError
+from semantic.errors import ForbiddenError, QueryError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
 from semantic.online import OnlineStore
@@ -611,14 +606,8 @@ class CacheExtensions(SchemaExtension):
 
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """Log only what is unexpected; refused queries are the client's to read, not the server's log's."""
-        unexpected = [e for e in errors if e.original_error is not None
-                      and not isinstance(e.original_error, SemanticError)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
-
-
-LIMITS = [*QueryDepthLimiter(max_depth=12).validation_rules, *MaxAliasesLimiter(max_alias_count=50).validation_rules]
+        """Nothing here: `api.errors.to_graphql` logs what is unexpected, once, with the request id; refused
+        queries and bad variables are the client's to read, not the server's log's."""
 
 
 ADMIN_ROLES = "SEMANTIC_CACHE_ADMIN_ROLES"  # comma-separated roles that may clear the cache; default "admin"
@@ -649,7 +638,8 @@ class Mutation:
 
 
 def build_schema(model: Model) -> strawberry.Schema:
-    """The GraphQL schema of a model, with parser and validation caches and limits on aliases and depth."""
+    """The GraphQL schema of a model, with parser and validation caches and limits on depth, aliases and tokens
+    (`api.limits`)."""
     return _Schema(
         query=SchemaConverter(model).root(),
         mutation=Mutation,
@@ -657,6 +647,7 @@ def build_schema(model: Model) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
-        extensions=[ErrorCodes, CacheExtensions, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
+        extensions=[ErrorCodes, CacheExtensions, *document_limits(settings.current()),
+                    lambda: ParserCache(maxsize=512),
                     lambda: ValidationCache(maxsize=512)],
     )
