@@ -269,7 +269,7 @@ def duckdb_config(memory_limit: str, threads: int) -> dict[str, Any]:
     """A DuckDB session that reads its own file and nothing else: no file functions (read_csv, glob, COPY TO), no
     extension downloads, bounded memory, and a configuration no statement can change afterwards."""
     # The session's zone is UTC whatever the process's TZ (docs/time.md); the SQL names its zones anyway.
-    config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+    config: dict[str, Any] = {"autoinstall_known_extensions": False,
                               "enable_external_access": False, "memory_limit": memory_limit, "TimeZone": "UTC"}
     if threads:
         config["threads"] = threads
