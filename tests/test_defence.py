@@ -89,7 +89,7 @@ def test_duckdb_memory_and_threads_come_from_the_settings(duckdb_path: Path, tmp
 def test_postgres_sessions_are_read_only_with_standard_strings(postgres_url: str) -> None:
     warehouse = SqlWarehouse(postgres_url)
     try:
-        with pytest.raises(WarehouseError, match="read-only|25006"):  # 25006: read_only_sql_transaction
+        with pytest.raises(WarehouseError, match=r"read-only|25006"):  # 25006: read_only_sql_transaction
             warehouse.run("CREATE TABLE should_not_exist (a int)")
         assert warehouse.run("SELECT current_setting('standard_conforming_strings') AS s").rows == (("on",),)
         assert warehouse.run("SELECT current_setting('default_transaction_read_only') AS s").rows == (("on",),)
