@@ -225,6 +225,7 @@ def parse_filter(text: str) -> exp.Expr:
     except (ParseError, TokenError) as error:
         detail = getattr(error, "errors", None)
         message = detail[0]["description"] if detail else str(error).splitlines()[0]
+        message = re.sub(r"<class '[\w.]*?(\w+)'>", r"\1", message)  # sqlglot names its node classes by path
         raise QueryError(f"cannot parse filter {_quote(text)}: {message}") from None
     except (ValueError, IndexError, AttributeError, TypeError, RecursionError):
         # sqlglot's parser fails on some malformed input (`->`) in ways other than ParseError
