@@ -5,10 +5,15 @@ Middleware order, outermost first:
 1. `Observe` (api/observe.py): request id (header and every log line), access log, request metrics. Outermost, so
    it sees every response, CORS refusals and preflights included, and times the whole request.
 2. CORS (`cors_origins`; none: no CORS headers, browsers keep to same-origin): answers preflights before any work.
-3. GZip for responses of 1 kB or more, when the client accepts it: innermost, so the access log counts the bytes
+3. `Admission` (api/admission.py): body size, concurrency cap with a bounded queue (503 with Retry-After).
+4. GZip for responses of 1 kB or more, when the client accepts it: innermost, so the access log counts the bytes
    actually sent.
 Then the routes; the GraphQL handler maps every error to a GraphQL error with a code.
 The warehouse closes with `lifespan`, which also keeps the feature snapshots fresh in the background.
+
+The event loop only accepts and sends: a GraphQL request (parsing, validation, resolving, shaping the rows and
+encoding the JSON) runs on an event loop of its own in a worker thread, so a response of 300,000 rows being built
+never holds up /healthz or any other request.
 
 Every route but /healthz first authenticates the request (`api/auth.py`) into an `Access` context, or answers 401
 and runs nothing. GraphQL is served from a schema per distinct view shape (the members a reader's roles may see),
@@ -17,14 +22,17 @@ built on first use and kept in a bounded cache, so hidden members are absent fro
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
 from cachetools import LRUCache
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -35,11 +43,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types.unset import UNSET
 
+from api.admission import Admission
 from api.auth import Authenticator, Unauthenticated
+from api.errors import classify, log_detail, to_graphql
 from api.features import lookup, refresh, training
 from api.observe import REQUEST_ID_HEADER, Observe, metered, metrics_route
 from api.schema import MAX_ROWS, build_schema
+from semantic import settings
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import SemanticError
 from semantic.integrity import KeyGuard
@@ -63,6 +75,56 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> dict[str, Any]:
         return {"service": self.service, "online": self.online, "access": request.scope[ACCESS],
                 "request": request, "max_rows": self.max_rows}
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        # An error raised inside an extension's parsing hook (the parser cache parses there) skips the
+        # ErrorCodes extension; every error leaves with a code all the same.
+        if result.errors:
+            result.errors = [e if (e.extensions or {}).get("code") else to_graphql(e) for e in result.errors]
+        return await super().process_result(request, result)
+
+    async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """The whole request on a worker thread's own event loop (the body is read first, here, so that loop never
+        touches the socket); only a WebSocket stays on the server's loop."""
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        await request.body()
+        run = functools.partial(super().run, request, context, root_value)
+        try:
+            return await anyio.to_thread.run_sync(_on_worker_loop, run)
+        except HTTPException as error:
+            return _graphql_error(error.status_code, "BAD_REQUEST", error.reason)
+        except (UnicodeDecodeError, ValueError):  # a body that is not UTF-8, or JSON strawberry cannot read
+            return _graphql_error(400, "BAD_REQUEST", "the request body is not UTF-8 JSON: send a JSON object "
+                                  "with `query` (and optionally `variables`, `operationName`)")
+        except RecursionError:
+            code, message = classify(RecursionError()) or ("BAD_QUERY", "nested too deeply")
+            return _graphql_error(400, code, message)
+
+
+class _Loop:
+    """A worker thread's event loop, closed when the thread ends (its thread-local holder goes then)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        self.loop.close()
+
+
+_LOOPS = threading.local()
+
+
+def _on_worker_loop(make: Any) -> Any:
+    """Run the coroutine `make()` on this worker thread's event loop, made on first use and kept."""
+    holder = getattr(_LOOPS, "holder", None)
+    if holder is None:
+        holder = _LOOPS.holder = _Loop()
+    return holder.loop.run_until_complete(make())
+
+
+def _graphql_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
 
 
 def unauthenticated(error: Unauthenticated, graphql: bool = False) -> JSONResponse:
@@ -113,15 +175,18 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
     if service.integrity is not None:  # every relationship target's key, now; queries re-check what they join
         for problem in service.integrity.check_model(service.model):
             log.warning("%s", problem)
+    health_threads = anyio.CapacityLimiter(2)  # its own threads: busy requests never hold up the health check
 
     async def healthz(request: Request) -> JSONResponse:
         if service.warehouse is None:
             return JSONResponse({"status": "unavailable", "error": "no warehouse configured"}, status_code=503)
         warehouse = service.warehouse
         try:  # straight to the warehouse: a cached answer would say nothing about its health
-            await anyio.to_thread.run_sync(lambda: warehouse.run("SELECT 1"))
+            await anyio.to_thread.run_sync(lambda: warehouse.run("SELECT 1"), limiter=health_threads)
         except SemanticError as error:
-            return JSONResponse({"status": "unavailable", "error": error.message}, status_code=503)
+            log_detail(error)
+            return JSONResponse({"status": "unavailable", "error": {"code": error.code, "message": error.message}},
+                                status_code=503)
         if auth.configured:  # open to probes without credentials, so it says nothing about the model
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "model": service.model.name})
@@ -163,6 +228,7 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
                                      allow_headers=["content-type", "authorization", "x-api-key",
                                                     REQUEST_ID_HEADER],
                                      expose_headers=[REQUEST_ID_HEADER], max_age=600))
+    middleware.append(Middleware(Admission, settings=settings.current()))
     middleware.append(Middleware(GZipMiddleware, minimum_size=1000))
     app = Starlette(
         middleware=middleware,

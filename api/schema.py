@@ -15,24 +15,19 @@ from typing import Annotated, Any, NewType
 import anyio.to_thread
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import to_graphql
+from api.limits import extensions as document_limits
 from api.names import camel, pascal
 from api.observe import count_error
+from semantic import settings
 from semantic.access import ANONYMOUS, Access
-from semantic.errors import ForbiddenError, QueryError, SemanticError
+from semantic.errors import ForbiddenError, QueryError
 from semantic.features.request import FeatureRequest
 from semantic.model import Dimension, Entity, Feature, Metric, Model
 from semantic.online import OnlineStore
@@ -736,11 +731,8 @@ class _Schema(strawberry.Schema):
         return _with_codes(super().execute_sync(*args, **kwargs))
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """Log only what is unexpected; refused queries are the client's to read, not the server's log's."""
-        unexpected = [e for e in errors if e.original_error is not None
-                      and not isinstance(e.original_error, SemanticError)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        """Nothing here: `api.errors.to_graphql` logs what is unexpected, once, with the request id; refused
+        queries and bad variables are the client's to read, not the server's log's."""
 
 
 def _with_codes(result: ExecutionResult) -> ExecutionResult:
@@ -749,9 +741,6 @@ def _with_codes(result: ExecutionResult) -> ExecutionResult:
         for error in result.errors:
             count_error(str((error.extensions or {}).get("code", "INTERNAL")))
     return result
-
-
-LIMITS = [*QueryDepthLimiter(max_depth=12).validation_rules, *MaxAliasesLimiter(max_alias_count=50).validation_rules]
 
 
 ADMIN_ROLES = "SEMANTIC_CACHE_ADMIN_ROLES"  # comma-separated roles that may clear the cache; default "admin"
@@ -786,7 +775,8 @@ class Mutation:
 
 
 def build_schema(model: Model) -> strawberry.Schema:
-    """The GraphQL schema of a model, with parser and validation caches and limits on aliases and depth."""
+    """The GraphQL schema of a model, with parser and validation caches and limits on depth, aliases and tokens
+    (`api.limits`)."""
     return _Schema(
         query=SchemaConverter(model).root(),
         mutation=Mutation,
@@ -794,6 +784,7 @@ def build_schema(model: Model) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
-        extensions=[CacheExtensions, Truncation, lambda: ParserCache(maxsize=512), lambda: AddValidationRules(LIMITS),
+        extensions=[CacheExtensions, Truncation, *document_limits(settings.current()),
+                    lambda: ParserCache(maxsize=512),
                     lambda: ValidationCache(maxsize=512)],
     )

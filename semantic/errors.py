@@ -28,9 +28,10 @@ class SemanticError(Exception):
 
     code = "BAD_QUERY"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str = "") -> None:
         super().__init__(message)
-        self.message = message
+        self.message = message  # for the client: what, where, a hint; never data values, hosts or paths
+        self.detail = detail  # for the server log only: the underlying error's own text
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,18 @@ class QueryError(SemanticError):
     """The request cannot be answered as asked."""
 
     code = "BAD_QUERY"
+
+
+class LimitError(QueryError):
+    """The request asks for more work than a configured limit allows (see `semantic.settings`)."""
+
+    code = "LIMIT_EXCEEDED"
+
+
+class SettingError(SemanticError):
+    """A setting (environment variable or option) cannot be read."""
+
+    code = "BAD_SETTING"
 
 
 class UnknownFieldError(QueryError):
@@ -106,6 +119,12 @@ class WarehouseError(SemanticError):
 
 class WarehouseUnavailableError(WarehouseError):
     code = "WAREHOUSE_UNAVAILABLE"
+
+
+class WarehouseBusyError(WarehouseError):
+    """Every warehouse connection stayed busy for longer than the request may wait."""
+
+    code = "WAREHOUSE_BUSY"
 
 
 class WarehouseTimeoutError(WarehouseError):

@@ -23,7 +23,14 @@ import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 from sqlglot import exp
 
-from semantic.errors import WarehouseError, WarehouseTimeoutError, WarehouseUnavailableError
+from semantic import settings
+from semantic.errors import (
+    LimitError,
+    WarehouseBusyError,
+    WarehouseError,
+    WarehouseTimeoutError,
+    WarehouseUnavailableError,
+)
 
 
 @dataclass(frozen=True)
@@ -92,43 +99,53 @@ _DIALECTS = {"duckdb": "duckdb", "postgresql": "postgres", "postgres": "postgres
 
 
 class SqlWarehouse:
-    """A SQLAlchemy engine with a connection pool; DuckDB files open read-write in this process only."""
+    """A SQLAlchemy engine with a connection pool. Sessions only read: DuckDB files open read-only with file access
+    and configuration locked; PostgreSQL sessions default to read-only transactions with standard strings pinned.
+    Pool size, pool wait, DuckDB's memory and threads come from `semantic.settings` unless given."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, read_only: bool = False, timeout: float | None = 60.0
-                 ) -> None:
+    def __init__(self, url: str, *, pool_size: int | None = None, read_only: bool = True,
+                 timeout: float | None = 60.0, pool_timeout: float | None = None) -> None:
+        config = settings.current()
         self.timeout = timeout  # seconds a statement may run before it is cancelled (TIMEOUT); None: no limit
+        self.pool_timeout = config.pool_timeout if pool_timeout is None else pool_timeout
         parsed = sa.make_url(url)
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we install
         backend = parsed.get_backend_name()
         if backend not in _DIALECTS:
-            raise WarehouseError(f"unsupported warehouse URL {parsed.render_as_string(hide_password=True)!r}; "
-                                 f"use duckdb:///path.duckdb or postgresql://user@host/db")
+            raise WarehouseError(f"unsupported warehouse URL scheme {parsed.drivername!r}; use "
+                                 f"duckdb:///path.duckdb or postgresql://user@host/db")
         self.dialect = _DIALECTS[backend]
         self.identity = parsed.render_as_string(hide_password=True)
-        kwargs: dict[str, Any] = {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size,
-                                  "pool_pre_ping": self.dialect != "duckdb"}
+        size = config.pool_size if pool_size is None else pool_size
+        kwargs: dict[str, Any] = {"poolclass": QueuePool, "pool_size": size, "max_overflow": size,
+                                  "pool_timeout": self.pool_timeout, "pool_pre_ping": self.dialect != "duckdb"}
         if self.dialect == "duckdb":
             database = parsed.database or ":memory:"
             if database != ":memory:" and not Path(database).exists():
-                raise WarehouseUnavailableError(f"DuckDB file {database} does not exist")
-            # The session's zone is UTC whatever the process's TZ (docs/time.md); the SQL names its zones anyway.
-            kwargs["connect_args"] = {"read_only": read_only,
-                                      "config": {"autoinstall_known_extensions": False, "TimeZone": "UTC"}}
-        elif self.dialect == "postgres":  # the server cancels a statement past the limit
-            limit = f" -c statement_timeout={int(timeout * 1000)}" if timeout else ""
-            kwargs["connect_args"] = {"options": f"-c TimeZone=UTC{limit}"}
+                raise WarehouseUnavailableError("the DuckDB file does not exist",
+                                                detail=f"DuckDB file {database} does not exist")
+            kwargs["connect_args"] = {"read_only": read_only and database != ":memory:",
+                                      "config": duckdb_config(config.duckdb_memory_limit, config.duckdb_threads)}
+        elif self.dialect == "postgres":
+            kwargs["connect_args"] = {"options": postgres_options(timeout), "connect_timeout": 10}
         self.engine = sa.create_engine(parsed, **kwargs)
         self._arrow_pool: QueuePool | None = None
         if self.dialect == "postgres":  # answers and spines through ADBC: Arrow end to end, binary COPY
             uri = _libpq_uri(parsed, timeout)
-            self._arrow_pool = QueuePool(lambda: _adbc_connect(uri), pool_size=pool_size, max_overflow=pool_size)
+            self._arrow_pool = QueuePool(lambda: _adbc_connect(uri), pool_size=size, max_overflow=size,
+                                         timeout=self.pool_timeout)
 
     def _raw(self) -> Any:
         try:
             raw = self._arrow_pool.connect() if self._arrow_pool is not None else self.engine.raw_connection()
+        except sa.exc.TimeoutError:
+            raise WarehouseBusyError(f"every warehouse connection stayed busy for {self.pool_timeout:g} s; try "
+                                     f"again shortly (pool_size and pool_timeout set how many and how long)"
+                                     ) from None
         except Exception as error:  # noqa: BLE001 - the pool lets the driver's own errors through unwrapped
-            raise WarehouseUnavailableError(f"cannot connect to {self.identity}: {_first_line(error)}") from None
+            raise WarehouseUnavailableError(f"cannot connect to the {self.dialect} warehouse; the server log has "
+                                            f"the details", detail=_first_line(error)) from None
         return raw
 
     @contextmanager
@@ -150,7 +167,7 @@ class SqlWarehouse:
                 raise WarehouseTimeoutError(f"the query ran longer than the {self.timeout:g} s limit and was "
                                             f"cancelled; narrow it (a filter, fewer dimensions) or raise the "
                                             f"limit") from None
-            raise WarehouseError(f"the warehouse refused the query: {_first_line(error)}") from None
+            raise classify(error, self.dialect) from None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -182,9 +199,13 @@ class SqlWarehouse:
                     names, rows = [d[0] for d in cursor.description or ()], cursor.fetchall()
                     return pa.table({name: _array([row[i] for row in rows]) for i, name in enumerate(names)})
                 try:
+                    if tables:  # the TEMP tables are this layer's own writes: the transaction turns read-only
+                        cursor.execute("SET TRANSACTION READ WRITE")  # (allowed mid-transaction) once they are in
                     for name, table in tables.items():
                         cursor.adbc_ingest(name, table, mode="create", temporary=True)
                         cursor.execute(exp.Analyze(tables=[exp.to_table(name, quoted=True)]).sql("postgres"))
+                    if tables:
+                        cursor.execute("SET transaction_read_only = on")
                     cursor.execute(sql)
                     return _decimals(cursor.fetch_arrow_table())
                 finally:
@@ -209,8 +230,7 @@ class SqlWarehouse:
 def _libpq_uri(url: sa.URL, timeout: float | None) -> str:
     """The URL as libpq reads it (spaces as %20, not +), with the statement time limit as a server option."""
     query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
-    limit = f"-c statement_timeout={int(timeout * 1000)}" if timeout else None
-    query["options"] = " ".join(filter(None, (query.get("options"), "-c TimeZone=UTC", limit)))  # docs/time.md
+    query["options"] = " ".join(filter(None, (query.get("options"), postgres_options(timeout))))
     base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     return f"{base}?{urlencode(query, quote_via=quote)}" if query else base
 
@@ -243,6 +263,67 @@ def _decimals(table: pa.Table) -> pa.Table:
             column = pc.cast(text, pa.float64())  # NaN, or more digits than a decimal128 holds
         table = table.set_column(i, pa.field(f.name, column.type), column)
     return table
+
+
+def duckdb_config(memory_limit: str, threads: int) -> dict[str, Any]:
+    """A DuckDB session that reads its own file and nothing else: no file functions (read_csv, glob, COPY TO), no
+    extension downloads, bounded memory, and a configuration no statement can change afterwards."""
+    # The session's zone is UTC whatever the process's TZ (docs/time.md); the SQL names its zones anyway.
+    config: dict[str, Any] = {"autoinstall_known_extensions": False,
+                              "enable_external_access": False, "memory_limit": memory_limit, "TimeZone": "UTC"}
+    if threads:
+        config["threads"] = threads
+    config["lock_configuration"] = True  # last: later keys could not be set once it holds
+    return config
+
+
+def postgres_options(timeout: float | None) -> str:
+    """Session settings sent at connect: read-only transactions by default, standard strings (a backslash in '...'
+    is a plain character, as rendering assumes), the zone UTC (docs/time.md), and the statement time limit."""
+    options = ["-c default_transaction_read_only=on", "-c standard_conforming_strings=on", "-c TimeZone=UTC"]
+    if timeout:
+        options.append(f"-c statement_timeout={int(timeout * 1000)}")  # the server cancels a statement past it
+    return " ".join(options)
+
+
+# Driver errors by class name (no driver import needed): what the client is told. The driver's text stays in the
+# log, since it can hold data values, names and hosts.
+_UNAVAILABLE = ("OperationalError", "AdminShutdown", "CrashShutdown", "ConnectionException", "ConnectionFailure",
+                "CannotConnectNow", "InterfaceError", "ConnectionTimeout")
+_REFUSALS = {"ConversionException": "a value in the data does not convert to the type the query needs",
+             "InvalidInputException": "a value in the data or the query is not valid input for the warehouse",
+             "DivisionByZero": "a division by zero", "NumericValueOutOfRange": "a number out of range",
+             "OutOfRangeException": "a number out of range", "InvalidDatetimeFormat": "a date or time value",
+             "DatetimeFieldOverflow": "a date or time out of range", "PermissionException": "a file access",
+             "InsufficientPrivilege": "a permission", "ReadOnlySqlTransaction": "a write in a read-only session",
+             "CatalogException": "a table or column the model names is not in the warehouse",
+             "UndefinedTable": "a table the model names is not in the warehouse",
+             "UndefinedColumn": "a column the model names is not in the warehouse",
+             "UndefinedFunction": "a function or operator the warehouse does not have for these types",
+             "BinderException": "the model's expressions do not fit the warehouse's tables or types"}
+
+
+def classify(error: BaseException, dialect: str) -> WarehouseError | LimitError:
+    """A driver error as one of ours, with a message that carries no data values, hosts or class paths; the
+    driver's own text goes in `detail` for the log."""
+    name = type(error).__name__
+    detail = f"{name}: {_first_line(error)}"
+    if name == "OutOfMemoryException":
+        limit = settings.BY_NAME["duckdb_memory_limit"]
+        return LimitError(f"the query needed more memory than the warehouse may use ({limit.name}); narrow it (a "
+                          f"filter, fewer dimensions, a coarser grain) or raise {limit.env}", detail=detail)
+    if name in _UNAVAILABLE or (dialect == "postgres" and "connection" in detail.lower()
+                                and ("closed" in detail.lower() or "lost" in detail.lower())):
+        return WarehouseUnavailableError(f"the {dialect} warehouse went away while the query ran; try again when "
+                                         f"it is back", detail=detail)
+    what = _REFUSALS.get(name)
+    state = getattr(error, "sqlstate", None)
+    where = f" (SQLSTATE {state})" if state else ""
+    if what is not None:
+        return WarehouseError(f"the warehouse refused the query: {what}{where}; the server log has the details",
+                              detail=detail)
+    return WarehouseError(f"the warehouse refused the query{where}; the server log has the details",
+                          detail=detail)
 
 
 def _first_line(error: BaseException) -> str:

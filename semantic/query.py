@@ -6,6 +6,7 @@ built from the canonical form, and only the final projection follows the order t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -14,6 +15,7 @@ from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
 
+from semantic import settings
 from semantic.errors import QueryError, did_you_mean
 from semantic.model import GRAINS
 
@@ -148,14 +150,36 @@ class SemanticQuery:
                 self.offset, self.timezone, self.fill)
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    # The IANA names only: not tzdata's folders (`America`), its `posix/` and `right/` copies, or `localtime` (the
+    # server's own zone, which the warehouses do not know by that name).
+    return frozenset(available_timezones() - {"localtime"}) | {"UTC"}
+
+
 def check_timezone(name: str) -> None:
     """Refuse a name that is not an IANA time zone, with a suggestion."""
     try:
+        if not isinstance(name, str) or name not in _zones():
+            raise ValueError(name)
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        hint = did_you_mean(name, available_timezones())
-        raise QueryError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Paris' or 'UTC'.{hint}"
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = name if isinstance(name, str) and len(name) <= 64 else f"{str(name)[:64]}..."
+        hint = did_you_mean(shown, _zones()) if isinstance(name, str) and len(name) <= 64 else ""
+        raise QueryError(f"unknown time zone {shown!r}; use an IANA name such as 'Europe/Paris' or 'UTC'.{hint}"
                          ) from None
+
+
+def _depth(tree: exp.Expr) -> int:
+    """Nesting of parentheses and negations (a flat chain of `or` is one level), without recursion."""
+    deepest = 0
+    stack: list[tuple[exp.Expr, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        depth += isinstance(node, exp.Paren | exp.Not)
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in node.iter_expressions())
+    return deepest
 
 
 def column_text(column: exp.Column) -> str:
@@ -190,23 +214,54 @@ def parse_filter(text: str) -> exp.Expr:
     if not isinstance(text, str) or not text.strip():
         raise QueryError("the filter is empty; leave it out or write a condition such as customer.region = 'EU'")
     dialect = DuckDB()
+    limits = settings.current()
+    # A cheap bound first, so a megabyte of text is not tokenized: few tokens take more than 16 characters.
+    limits.check("max_filter_terms", len(text) // 16, "tokens in the filter (at least)")
     try:
         tokens = _merge_grains(dialect.tokenize(text))
+        limits.check("max_filter_depth", _nesting(tokens), "levels of parentheses in the filter")
+        limits.check("max_filter_terms", len(tokens), "tokens in the filter")
         trees = dialect.parser().parse(tokens, text)
     except (ParseError, TokenError) as error:
         detail = getattr(error, "errors", None)
         message = detail[0]["description"] if detail else str(error).splitlines()[0]
-        raise QueryError(f"cannot parse filter {text!r}: {message}") from None
+        message = re.sub(r"<class '[\w.]*?(\w+)'>", r"\1", message)  # sqlglot names its node classes by path
+        raise QueryError(f"cannot parse filter {_quote(text)}: {message}") from None
+    except (ValueError, IndexError, AttributeError, TypeError, RecursionError):
+        # sqlglot's parser fails on some malformed input (`->`) in ways other than ParseError
+        raise QueryError(f"cannot parse filter {_quote(text)}; write a condition such as customer.region = "
+                         f"'EU'") from None
     if len(trees) != 1 or trees[0] is None:
-        raise QueryError(f"the filter {text!r} must be one condition (join several with `and`)")
+        raise QueryError(f"the filter {_quote(text)} must be one condition (join several with `and`)")
     tree = trees[0]
     check_filter(tree)
     return tree
 
 
+def _quote(text: str, most: int = 200) -> str:
+    """A filter as quoted in a message: whole if short, else its start (a message never echoes a huge input)."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + f"... ({len(text):,} characters)"
+
+
+def _nesting(tokens: list[Token]) -> int:
+    depth = deepest = 0
+    for token in tokens:
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+    return deepest
+
+
 def check_filter(tree: exp.Expr) -> None:
-    """Refuse every node outside the filter language."""
-    for node in tree.walk():
+    """Refuse every node outside the filter language, and a filter past the size or nesting limits (a typed
+    `where` is built as a tree, so it is counted here)."""
+    limits = settings.current()
+    nodes = list(tree.walk())
+    limits.check("max_filter_terms", len(nodes), "terms in the filter")
+    limits.check("max_filter_depth", _depth(tree), "levels of nesting (and/or/not, parentheses) in the filter")
+    for node in nodes:
         if not isinstance(node, _ALLOWED):
             name = node.name.upper() if isinstance(node, exp.Anonymous) else node.key.upper()
             raise QueryError(f"{name} is not allowed in a filter ({node.sql()!r}); filters may use semantic "

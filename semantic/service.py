@@ -32,6 +32,7 @@ from semantic.features.training import Spine, assemble, build_training, to_panda
 from semantic.freshness import Freshness
 from semantic.integrity import KeyGuard, feature_uses
 from semantic.model import Model
+from semantic.plan.fill import check_size
 from semantic.plan.planner import OutputColumn, Plan, plan
 from semantic.plan.scope import ident
 from semantic.query import Filter, SemanticQuery
@@ -116,6 +117,8 @@ class Service:
         if found is not None:
             return found
         the_plan = plan(view.model, canonical)
+        if the_plan.fill is not None:
+            check_size(the_plan.fill)
         tree = build(the_plan, view.model)
         compiled = Compiled(the_plan, tree, dialect, self._render(tree, dialect, "this query"))
         widened = rollup.widen(view.model, the_plan)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from semantic import settings
 from semantic.cache import ResultCache
 from semantic.catalog import read_catalog
 from semantic.errors import SemanticError, WarehouseError
@@ -37,6 +38,8 @@ def exits(fn: F) -> F:
             return fn(*args, **kwargs)
         except WarehouseError as error:
             click.echo(f"error [{error.code}]: {error.message}", err=True)
+            if error.detail:  # the command line is a trusted local user: the driver's own words help
+                click.echo(f"  detail: {error.detail}", err=True)
             sys.exit(1)
         except SemanticError as error:
             click.echo(f"error [{error.code}]: {error.message}", err=True)
@@ -70,7 +73,7 @@ def open_warehouse(model: Model, override: str | None) -> Warehouse:
         if not example_file.exists():
             click.echo(f"building the example data in {example_file} ...", err=True)
         ensure(example_file)
-    timeout = float(os.environ.get("SEMANTIC_QUERY_TIMEOUT", "60")) or None  # seconds; 0: no limit
+    timeout = float(settings.current().query_timeout) or None  # seconds; 0: no limit
     return connect(url, read_only=True, timeout=timeout)  # serving only reads
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -62,7 +63,12 @@ def features(model: str | None, entity: str, keys: tuple[str, ...], at: str | No
 
 def _training_set(model: str | None, entity: str, spine: Path, out: Path, time_column: str,
                   names: tuple[str, ...], warehouse: str | None, access: Access) -> None:
-    format_of(out.name, "the output")  # refuse an unknown output format before any work
+    format_of(out.name, "the output")  # refuse an unknown output format, or a place it cannot go, before any work
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise QueryError(f"--out {out}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise QueryError(f"--out {out}: the folder {folder} is not writable")
     loaded = open_model(model)
     table = read_spine(spine, format_of(spine.name), loaded, entity)
     result = open_service(loaded, warehouse).training_set(entity, table, list(names) or None,

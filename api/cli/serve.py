@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+from collections.abc import Callable
+from typing import Any
 
 import click
 import uvicorn
@@ -12,18 +15,40 @@ from starlette.applications import Starlette
 
 from api.auth import AuthConfigError, Authenticator
 from api.cli.common import exits, open_model, open_service
-from semantic.errors import Issue, ModelError
+from semantic import settings
+from semantic.errors import Issue, ModelError, SettingError
 
 log = logging.getLogger("semantic.api")
 
 LEVELS = ("debug", "info", "warning", "error")
 
 
+def _setting_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per setting (`--max-keys`), read as text and checked by `semantic.settings`; unset: the
+    environment's value or the default."""
+    for setting in reversed(settings.SETTINGS):
+        fn = click.option(setting.option, setting.name, default=None, metavar="N",
+                          help=f"{setting.help[0].upper()}{setting.help[1:]} [env {setting.env}; default "
+                               f"{setting.default}]")(fn)
+    return fn
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before saying "serving" when the address cannot be listened on (in use, or not ours)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise SettingError(f"cannot listen on {host}:{port}: {error.strerror or error}; pick another --port or "
+                           f"--host") from None
+
+
 @click.command()
 @click.argument("model", required=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int,
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Processes; they share results only through a --cache they all reach.")
 @click.option("--warehouse", help="SQLAlchemy URL; overrides the model and SEMANTIC_WAREHOUSE_URL.")
 @click.option("--cache", "cache", metavar="URL",
@@ -38,10 +63,11 @@ LEVELS = ("debug", "info", "warning", "error")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(LEVELS, case_sensitive=False))
 @click.option("--log-format", default="text", show_default=True, type=click.Choice(("text", "json")),
               help="json: one object per line, with the request id.")
+@_setting_options
 @exits
 def serve(model: str | None, host: str, port: int, workers: int, warehouse: str | None, cache: str | None,
           allow_anonymous: bool, max_rows: int, cors_origins: tuple[str, ...], log_level: str,
-          log_format: str) -> None:
+          log_format: str, **given: str | None) -> None:
     """Serve MODEL (default: the example shop, its data built on first use) at http://HOST:PORT/graphql.
 
     Credentials: SEMANTIC_JWT_SECRET (HS256) or SEMANTIC_JWT_PUBLIC_KEY (a PEM file, RS256), with
@@ -51,7 +77,12 @@ def serve(model: str | None, host: str, port: int, workers: int, warehouse: str 
     from api.observe import configure_logging
 
     configure_logging(log_level, log_format)
+    settings.configure(settings.load(overrides=given))
+    for name, value in given.items():  # worker processes read the same settings from their environment
+        if value is not None:
+            os.environ[settings.BY_NAME[name].env] = str(value)
     auth = authenticator(allow_anonymous)
+    _check_port(host, port)
     service = open_service(open_model(model), warehouse, cache)
     identity = service.warehouse.identity if service.warehouse else "-"
     click.echo(f"serving {service.model.name} on {identity} at http://{host}:{port}/graphql", err=True)

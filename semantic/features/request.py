@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from semantic import settings
 from semantic.errors import QueryError, UnknownFieldError, did_you_mean
 from semantic.model import Entity, Model
+from semantic.plan.timemodel import check_range
 
 _PYTHON = {"integer": (int,), "number": (int, float), "string": (str,), "boolean": (bool,)}
 
@@ -28,11 +30,12 @@ class FeatureRequest:
         found, checked = feature_names(model, entity, names)
         if not isinstance(keys, list) or not keys:
             raise QueryError("`keys` must be a non-empty list of key values")
-        if len(keys) > 10_000:
-            raise QueryError(f"{len(keys)} keys is too many for an online lookup (at most 10,000); use a "
-                             f"training-set spine for more")
-        if at is not None and at.tzinfo is not None:
-            at = at.astimezone(UTC).replace(tzinfo=None)
+        settings.current().check("max_keys", len(keys), "keys in one online lookup (a training-set spine takes "
+                                                        "more)")
+        if at is not None:
+            check_range(at.replace(tzinfo=None), "at")  # before any zone arithmetic, which could overflow
+            if at.tzinfo is not None:
+                at = check_range(at.astimezone(UTC).replace(tzinfo=None), "at")
         return cls(entity, tuple(_key(found, k) for k in keys), checked, at)
 
 
@@ -44,8 +47,11 @@ def feature_names(model: Model, entity: str, names: Sequence[str] | None) -> tup
     if not found.features:
         raise QueryError(f"entity {entity!r} has no features")
     checked = tuple(names) if names else tuple(found.features)
+    twice = sorted({name for name in checked if checked.count(name) > 1})
+    if twice:
+        raise QueryError(f"feature {', '.join(map(repr, twice))} of {entity!r} is asked for twice; name each once")
     for name in checked:
-        if name not in found.features:
+        if not isinstance(name, str) or name not in found.features:
             raise UnknownFieldError(f"unknown feature {name!r} of {entity!r}.{did_you_mean(name, found.features)}")
     return found, checked
 

@@ -23,6 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from semantic import settings
 from semantic.errors import QueryError, WarehouseError
 from semantic.features import build
 from semantic.features.build import SPINE_ROW, SPINE_TIME
@@ -165,27 +166,56 @@ def format_of(name: str, what: str = "a spine") -> str:
                      f"text/csv) or Arrow IPC (.arrow, application/vnd.apache.arrow.stream)")
 
 
-def read_spine(source: bytes | Path, fmt: str, model: Model, entity: str) -> pa.Table:
+def read_spine(source: bytes | Path, fmt: str, model: Model, entity: str, max_rows: int = 0) -> pa.Table:
     """A spine from a file or a request body. CSV key columns are read with the key's type, so a string key such
-    as '007' keeps its zeros; other CSV columns are typed by inference."""
+    as '007' keeps its zeros; other CSV columns are typed by inference. With `max_rows`, a spine holding more rows
+    is refused from its metadata or batch by batch, before it is all in memory (a small compressed body can
+    expand a thousandfold)."""
     data = pa.py_buffer(source) if isinstance(source, bytes) else pa.memory_map(str(source))
+    limit = settings.current()
+
+    def count(rows: int) -> None:
+        if max_rows and rows > max_rows:
+            limit.check("max_spine_rows", rows, "rows in the spine")
+
     try:
         if fmt == "parquet":
+            count(pq.ParquetFile(data).metadata.num_rows)
             return pq.read_table(data)
         if fmt == "arrow":
             try:
-                return pa.ipc.open_stream(data).read_all()
+                reader: Any = pa.ipc.open_stream(data)
+                if isinstance(source, bytes) and not source.endswith(_END_OF_STREAM):
+                    raise QueryError("the Arrow IPC stream is cut short (it has no end-of-stream marker); send "
+                                     "the whole stream")
+                batches, rows = [], 0
+                for batch in reader:
+                    rows += batch.num_rows
+                    count(rows)
+                    batches.append(batch)
+                return pa.Table.from_batches(batches, reader.schema)
             except pa.ArrowInvalid:
-                return pa.ipc.open_file(data).read_all()
+                file = pa.ipc.open_file(data)
+                count(sum(file.get_batch(i).num_rows for i in range(file.num_record_batches)))
+                return file.read_all()
         found = model.entities.get(entity)
         types = {k: KEY_TYPES[found.dimensions[k].type] for k in found.key} if found else {}
         # Only an empty unquoted field is null: "NA" is a region, not a missing value.
         options = pa_csv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
                                         quoted_strings_can_be_null=False)
-        return pa_csv.read_csv(pa.BufferReader(data) if isinstance(source, bytes) else str(source),
-                               convert_options=options)
-    except (pa.ArrowException, OSError) as error:
-        raise QueryError(f"cannot read the spine as {fmt}: {str(error).splitlines()[0]}") from None
+        table = pa_csv.read_csv(pa.BufferReader(data) if isinstance(source, bytes) else str(source),
+                                convert_options=options)
+        count(table.num_rows)
+        table.schema.names  # noqa: B018 - header names are decoded lazily; fail here, not later
+        return table
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as error:
+        # Arrow's message names the problem and where (a row, a column), not the values
+        reason = "it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error).splitlines()[0]
+        raise QueryError(f"cannot read the spine as {fmt}: {reason[:300]}") from None
+
+
+# An IPC stream ends with this marker (a continuation token and a zero length); one cut short does not.
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
 def write_table(table: pa.Table, path: Path) -> None:

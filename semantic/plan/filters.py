@@ -95,6 +95,8 @@ def compile_filter(tree: exp.Expr | None, names: Names, timezone: str | None) ->
     """Split the filter into conjuncts, each on dimensions (resolved) or on metrics; refuse one that mixes them."""
     dims: list[Condition] = []
     metrics: list[exp.Expr] = []
+    if tree is not None:
+        _check_condition(tree, names)
     for conjunct in _conjuncts(tree) if tree is not None else []:
         kinds = {_kind(col, names) for col in conjunct.find_all(exp.Column)}
         if kinds == {"metric"}:
@@ -111,6 +113,35 @@ def compile_filter(tree: exp.Expr | None, names: Names, timezone: str | None) ->
         else:
             dims.append(_Resolver(names, timezone).condition(conjunct))
     return Compiled(tuple(dims), tuple(metrics))
+
+
+_PREDICATES = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Like, exp.ILike, exp.Is,
+               exp.Boolean)
+
+
+def _check_condition(tree: exp.Expr, names: Names) -> None:
+    """A filter is true or false for each row: and/or/not over comparisons, `in`, `between`, `like`, `is`,
+    true/false, or a boolean dimension; anything else (`customer.region` alone) is refused here, not by the
+    warehouse."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.Paren | exp.Not):
+            stack.append(node.this)
+        elif isinstance(node, exp.And | exp.Or):
+            stack += [node.this, node.expression]
+        elif isinstance(node, _PREDICATES) or (isinstance(node, exp.Column) and _is_boolean(node, names)):
+            continue
+        else:
+            raise QueryError(f"{node.sql()!r} in the filter is not a condition; a filter must be true or false for "
+                             f"each row: compare a value (customer.region = 'EU') or use a boolean dimension")
+
+
+def _is_boolean(column: exp.Column, names: Names) -> bool:
+    if not column.table:
+        return False
+    dim = names.entity(column.table, column.sql()).dimensions.get(column.name.split(":")[0])
+    return dim is not None and dim.type == "boolean"
 
 
 def _kind(column: exp.Column, names: Names) -> str:

@@ -74,6 +74,19 @@ def time_type(grain: str) -> str:
 
 # --- literals and instants -----------------------------------------------------------------------------------------
 
+# Times a request may name: window and offset arithmetic (a year back, a period on) and zone conversions stay
+# inside what Python and every warehouse can represent.
+EARLIEST, LATEST = datetime(1000, 1, 1), datetime(8999, 12, 31, 23, 59, 59)
+
+
+def check_range(value: datetime, where: str) -> datetime:
+    """`value` (naive) if it lies in the years 1000 to 8999, else a QueryError saying so."""
+    if not EARLIEST <= value <= LATEST:
+        raise QueryError(f"{where}: {value.isoformat()} is out of range; times must lie between the years "
+                         f"{EARLIEST.year} and {LATEST.year}")
+    return value
+
+
 def parse_instant(text: str, where: str, timezone: str | None) -> datetime:
     """An ISO date or date-time literal as an aware UTC instant: with an offset, that instant; without, wall-clock
     time in `timezone` (UTC when None)."""
@@ -82,6 +95,7 @@ def parse_instant(text: str, where: str, timezone: str | None) -> datetime:
     except ValueError:
         raise QueryError(f"{where}: {text!r} is not a date or date-time; write ISO 8601 such as '2024-03-01' or "
                          f"'2024-03-01T12:00:00'") from None
+    check_range(value.replace(tzinfo=None), where)  # before any zone arithmetic, which could overflow
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(timezone) if timezone else UTC)
     return value.astimezone(UTC)

@@ -1,0 +1,113 @@
+"""A soak of a running server: N clients for S seconds sending a mix of generic and typed queries (varied, so the
+cache both hits and misses), feature lookups, a refresh now and then, and introspection. Prints requests per
+second, p50/p99 latency, errors, and the server's RSS at the start, after warm-up and at the end.
+
+Run: python -m bench.soak [--seconds 60] [--clients 50] [--orders 20000]
+
+Pass: zero errors, and RSS at the end within 10% of RSS after warm-up (the first tenth of the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from graphql import get_introspection_query
+
+REGIONS = ("EU", "NA", "APAC", "LATAM")
+
+
+def _requests(rng: random.Random) -> tuple[str, str, dict[str, Any]]:
+    """(method, path, httpx keyword arguments) of one request of the mix."""
+    roll = rng.random()
+    if roll < 0.35:
+        region = rng.choice(REGIONS)
+        day = rng.randint(1, 28)
+        return "POST", "/graphql", {"json": {"query": (
+            '{ query(metrics: ["order.revenue", "order.order_count"], dimensions: ["order.ordered_at:month"], '
+            f'where: "customer.region = \'{region}\' and order.ordered_at >= \'2024-01-{day:02d}\'") '
+            "{ rows } }")}}
+    if roll < 0.6:
+        status = rng.choice(["completed", "cancelled", "returned", "pending"])
+        return "POST", "/graphql", {"json": {"query": (
+            "query($s: String) { order(where: {status: {eq: $s}}) { customer { region } revenue orderCount } }"),
+            "variables": {"s": status}}}
+    if roll < 0.85:
+        keys = [("key", str(rng.randint(1, 500))) for _ in range(rng.randint(1, 5))]
+        return "GET", "/features/customer", {"params": keys}
+    if roll < 0.86:
+        return "POST", "/features/customer/refresh", {}
+    return "POST", "/graphql", {"json": {"query": get_introspection_query(descriptions=True)}}
+
+
+def soak(url: str, pid: int, seconds: float, clients: int) -> dict[str, Any]:
+    from tests.serving import rss_mb
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        rng = random.Random(index)  # noqa: S311 - a reproducible request mix, not a secret
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while time.monotonic() < stop:
+                method, path, kwargs = _requests(rng)
+                started = time.monotonic()
+                try:
+                    response = http.request(method, path, **kwargs)
+                    ok = response.status_code == 200 and "errors" not in response.text[:20_000]
+                    problem = "" if ok else f"{response.status_code} {response.text[:200]}"
+                except httpx.HTTPError as error:
+                    problem = f"{type(error).__name__}: {error}"
+                with lock:
+                    latencies.append(time.monotonic() - started)
+                    if problem:
+                        errors.append(problem)
+
+    start_rss = rss_mb(pid)
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds / 10)
+    warm_rss = rss_mb(pid)
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    ordered = sorted(latencies)
+    return {"requests": len(ordered), "per_second": len(ordered) / elapsed,
+            "p50_ms": 1000 * statistics.median(ordered), "p99_ms": 1000 * ordered[int(len(ordered) * 0.99) - 1],
+            "errors": errors, "rss_start": start_rss, "rss_warm": warm_rss, "rss_end": rss_mb(pid)}
+
+
+def main() -> None:
+    from examples.shop.generate import generate
+    from tests.serving import ROOT, server_process
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--orders", type=int, default=20_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = generate(Path(folder) / "shop.duckdb", orders=args.orders)
+        with server_process(ROOT / "examples" / "shop", f"duckdb:///{path}", Path(folder) / "log") as (url, pid):
+            result = soak(url, pid, args.seconds, args.clients)
+    drift = (result["rss_end"] - result["rss_warm"]) / result["rss_warm"] * 100
+    print(f"{args.clients} clients for {args.seconds:.0f} s: {result['requests']:,} requests, "
+          f"{result['per_second']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
+    print(f"errors: {len(result['errors'])}" + (f" (first: {result['errors'][0]})" if result["errors"] else ""))
+    print(f"RSS: {result['rss_start']:.0f} MB at start, {result['rss_warm']:.0f} MB after warm-up, "
+          f"{result['rss_end']:.0f} MB at end ({drift:+.1f}% after warm-up)")
+
+
+if __name__ == "__main__":
+    main()

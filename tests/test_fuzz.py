@@ -1,0 +1,34 @@
+"""The fuzz of `bench/fuzz.py` at CI size (about a thousand cases, SEMANTIC_FUZZ_CASES to change) against a running
+server: no 500, no INTERNAL, no traceback, and the server's memory stays bounded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from bench.fuzz import Fuzz
+from examples.shop.generate import generate
+from tests.serving import ROOT, rss_mb, server_process
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = generate(folder / "shop.duckdb", orders=1000)
+    with server_process(ROOT / "examples" / "shop", f"duckdb:///{path}", folder / "log") as found:
+        yield found
+
+
+def test_no_input_breaks_the_server(server: tuple[str, int]) -> None:
+    url, pid = server
+    fuzz = Fuzz(url)
+    fuzz.run(cases=100, seed_value=2)  # warm up: caches and pools fill to their working size
+    before = rss_mb(pid)
+    cases = int(os.environ.get("SEMANTIC_FUZZ_CASES", "1000"))
+    outcomes = fuzz.run(cases=cases, seed_value=1)
+    after = rss_mb(pid)
+    assert sum(sum(c.values()) for c in outcomes.values()) >= 0.9 * cases
+    assert set(outcomes) == {"graphql", "filter", "route", "spine"}
+    assert after < before + 300, (before, after)  # bounded: caches are bounded, nothing accumulates per request
