@@ -152,6 +152,12 @@ class Fuzz:
         self.client = httpx.Client(timeout=60)
         self.outcomes: dict[str, Counter[str]] = {}
 
+    def __enter__(self) -> Fuzz:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()  # its pooled sockets, or they are left for the garbage collector to warn about
+
     def check(self, kind: str, response: httpx.Response, case: object) -> None:
         counter = self.outcomes.setdefault(kind, Counter())
         text = response.text
@@ -225,8 +231,8 @@ def main() -> None:
         with server_process(ROOT / "examples" / "shop", f"duckdb:///{path}", Path(folder) / "log") as (url, pid):
             before = rss_mb(pid)
             started = time.monotonic()
-            fuzz = Fuzz(url)
-            outcomes = fuzz.run(args.cases, args.seed)
+            with Fuzz(url) as fuzz:
+                outcomes = fuzz.run(args.cases, args.seed)
             seconds = time.monotonic() - started
             after = rss_mb(pid)
     total = sum(sum(c.values()) for c in outcomes.values())

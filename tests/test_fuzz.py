@@ -23,12 +23,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
 
 def test_no_input_breaks_the_server(server: tuple[str, int]) -> None:
     url, pid = server
-    fuzz = Fuzz(url)
-    fuzz.run(cases=100, seed_value=2)  # warm up: caches and pools fill to their working size
-    before = rss_mb(pid)
     cases = int(os.environ.get("SEMANTIC_FUZZ_CASES", "1000"))
-    outcomes = fuzz.run(cases=cases, seed_value=1)
-    after = rss_mb(pid)
+    with Fuzz(url) as fuzz:
+        fuzz.run(cases=100, seed_value=2)  # warm up: caches and pools fill to their working size
+        before = rss_mb(pid)
+        outcomes = fuzz.run(cases=cases, seed_value=1)
+        after = rss_mb(pid)
     assert sum(sum(c.values()) for c in outcomes.values()) >= 0.9 * cases
     assert set(outcomes) == {"graphql", "filter", "route", "spine"}
     assert after < before + 300, (before, after)  # bounded: caches are bounded, nothing accumulates per request
