@@ -137,6 +137,8 @@ class SqlWarehouse:
             uri = _libpq_uri(parsed, timeout)
             self._arrow_pool = QueuePool(lambda: _adbc_connect(uri), pool_size=size, max_overflow=size,
                                          timeout=self.pool_timeout)
+            sa.event.listen(self._arrow_pool, "connect", _mark_fresh)
+            sa.event.listen(self._arrow_pool, "checkout", _ping)
 
     def _raw(self) -> Any:
         try:
@@ -184,7 +186,7 @@ class SqlWarehouse:
         raw = self._raw()
         connection = raw.driver_connection
         try:
-            with self._deadline(connection):
+            with self._discarding_lost(raw), self._deadline(connection):
                 if self.dialect == "duckdb":
                     try:
                         for name, table in tables.items():
@@ -213,12 +215,24 @@ class SqlWarehouse:
                 finally:
                     cursor.close()
         finally:
-            if self.dialect != "duckdb":
+            if self.dialect != "duckdb" and raw.is_valid:
                 try:
                     connection.rollback()  # drops the TEMP tables; leaves no transaction open in the pool
-                except Exception:  # noqa: BLE001, S110 - the connection is discarded below anyway
-                    pass
+                except Exception:  # noqa: BLE001 - a connection that cannot roll back is not reused
+                    raw.invalidate()
             raw.close()
+
+    @staticmethod
+    @contextmanager
+    def _discarding_lost(raw: Any) -> Iterator[None]:
+        """A statement that lost its connection (the warehouse stopped or restarted) discards it rather than
+        return it to the pool (whose reset would fail on it too); the others pooled beside it are caught by the
+        ping at checkout (`_ping`)."""
+        try:
+            yield
+        except WarehouseUnavailableError:
+            raw.invalidate()
+            raise
 
     def run(self, sql: str) -> Table:
         return Table.of(self.arrow(sql))
@@ -241,6 +255,29 @@ def _adbc_connect(uri: str) -> Any:
     import adbc_driver_postgresql.dbapi
 
     return adbc_driver_postgresql.dbapi.connect(uri)
+
+
+def _mark_fresh(connection: Any, record: Any) -> None:
+    record.info["fresh"] = True
+
+
+def _ping(connection: Any, record: Any, proxy: Any) -> None:
+    """At checkout, a pooled ADBC connection proves it is still connected (`SELECT 1`, about 0.3 ms: a rollback
+    alone does not reach the server when no transaction is open); one just opened is not asked. A dead one makes
+    the pool drop every connection opened before now (a warehouse restart killed them all) and open a new one, so
+    no statement fails on a connection that died while it sat in the pool."""
+    if record.info.pop("fresh", False):
+        return
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        finally:
+            cursor.close()
+        connection.rollback()  # the statement starts its own transaction (SET TRANSACTION must come first)
+    except Exception as error:  # noqa: BLE001 - any failure: the connection is not used again
+        raise sa.exc.InvalidatePoolError(f"ping failed: {_first_line(error)}") from None
 
 
 def _decimals(table: pa.Table) -> pa.Table:
@@ -292,6 +329,11 @@ def postgres_options(timeout: float | None) -> str:
 # log, since it can hold data values, names and hosts.
 _UNAVAILABLE = ("OperationalError", "AdminShutdown", "CrashShutdown", "ConnectionException", "ConnectionFailure",
                 "CannotConnectNow", "InterfaceError", "ConnectionTimeout")
+# SQLSTATEs of a session the server ended or never began: class 08 (connection exception), 57P01-57P03 (admin
+# shutdown, crash shutdown, cannot connect now: a stop or restart), whatever class the driver raises them as.
+_LOST_STATES = ("08", "57P01", "57P02", "57P03")
+_LOST_SIGNS = ("terminating connection", "server closed the connection", "no connection to the server",
+               "connection lost", "connection closed", "connection is closed", "could not receive data")
 _REFUSALS = {"ConversionException": "a value in the data does not convert to the type the query needs",
              "InvalidInputException": "a value in the data or the query is not valid input for the warehouse",
              "DivisionByZero": "a division by zero", "NumericValueOutOfRange": "a number out of range",
@@ -314,12 +356,12 @@ def classify(error: BaseException, dialect: str) -> WarehouseError | LimitError:
         limit = settings.BY_NAME["duckdb_memory_limit"]
         return LimitError(f"the query needed more memory than the warehouse may use ({limit.name}); narrow it (a "
                           f"filter, fewer dimensions, a coarser grain) or raise {limit.env}", detail=detail)
-    if name in _UNAVAILABLE or (dialect == "postgres" and "connection" in detail.lower()
-                                and ("closed" in detail.lower() or "lost" in detail.lower())):
+    state = str(getattr(error, "sqlstate", None) or "")
+    if name in _UNAVAILABLE or state.startswith(_LOST_STATES) or (
+            dialect == "postgres" and any(sign in detail.lower() for sign in _LOST_SIGNS)):
         return WarehouseUnavailableError(f"the {dialect} warehouse went away while the query ran; try again when "
                                          f"it is back", detail=detail)
     what = _REFUSALS.get(name)
-    state = getattr(error, "sqlstate", None)
     where = f" (SQLSTATE {state})" if state else ""
     if what is not None:
         return WarehouseError(f"the warehouse refused the query: {what}{where}; the server log has the details",

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import psycopg
 import pytest
 
@@ -20,13 +19,12 @@ from semantic.execute import SqlWarehouse
 from semantic.loader import load
 from semantic.model import Model
 from semantic.service import Service
+from tests.postgres_server import copy_tables
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "examples" / "shop" / "model.yaml"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 TABLES = ("customers", "products", "orders", "order_items", "page_views", "customer_daily_stats",
           "inventory_snapshots")
-PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}  # other DuckDB types (INTEGER, TIMESTAMP,
-# DECIMAL(12,2), ...) are spelled the same in PostgreSQL
 
 
 @pytest.fixture(scope="session")
@@ -48,19 +46,6 @@ def _connect_postgres(database: str) -> psycopg.Connection:
         pytest.fail(f"PostgreSQL at {POSTGRES} is not reachable: {error}; set SEMANTIC_SKIP_POSTGRES=1 to skip")
 
 
-def _copy_table(source: duckdb.DuckDBPyConnection, target: psycopg.Connection, table: str) -> None:
-    """Create `table` in PostgreSQL with matching column types and COPY its rows across."""
-    columns = source.execute("SELECT column_name, data_type FROM information_schema.columns "
-                             "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
-    definitions = ", ".join(f"{name} {PG_TYPES.get(kind, kind)}" for name, kind in columns)
-    target.execute(f"CREATE TABLE {table} ({definitions})")
-    names = ", ".join(name for name, _ in columns)
-    with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in source.execute(f"SELECT {names} FROM {table}").fetchall():
-            copy.write_row(row)
-    target.execute(f"ANALYZE {table}")
-
-
 @pytest.fixture(scope="session")
 def postgres_url(duckdb_path: Path) -> Iterator[str]:
     """A fresh PostgreSQL database holding the six example tables; dropped at the end of the session."""
@@ -68,10 +53,7 @@ def postgres_url(duckdb_path: Path) -> Iterator[str]:
     with _connect_postgres("postgres") as admin:
         admin.execute(f"CREATE DATABASE {name}")
         try:
-            with psycopg.connect(f"{POSTGRES}/{name}", autocommit=True) as target, \
-                    duckdb.connect(str(duckdb_path), read_only=True) as source:
-                for table in TABLES:
-                    _copy_table(source, target, table)
+            copy_tables(duckdb_path, f"{POSTGRES}/{name}", TABLES)
             yield f"{POSTGRES}/{name}"
         finally:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,89 @@
+"""A PostgreSQL server of a test's own: a fresh cluster (initdb) in a temporary folder, on a free port of 127.0.0.1,
+started and stopped with pg_ctl on that folder only (never the shared server at 5432). Run as root, the cluster
+belongs to the `postgres` user, as PostgreSQL refuses to run as root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import psycopg
+
+from tests.serving import free_port
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}  # other DuckDB types (INTEGER, TIMESTAMP,
+# DECIMAL(12,2), ...) are spelled the same in PostgreSQL
+
+
+class PostgresServer:
+    """One cluster: `start()`, `stop()` (fast shutdown: sessions are cut, as an operator's restart cuts them)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.log = folder / "postgres.log"
+
+    def _run(self, *command: str) -> None:
+        runner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*runner, *command], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=120)
+
+    def init(self) -> None:
+        self._run(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                  "--locale=C.UTF-8", "--no-sync")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   f"-c max_connections=60 -c shared_buffers=32MB")
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60",
+                  "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A started cluster, stopped and deleted afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="semantic-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+    server = PostgresServer(folder)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        if server.running():
+            server.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def copy_tables(source: Path, url: str, tables: tuple[str, ...]) -> None:
+    """Create `tables` of the DuckDB file `source` in the PostgreSQL database `url` with matching column types and
+    COPY their rows across."""
+    with psycopg.connect(url, autocommit=True) as target, duckdb.connect(str(source), read_only=True) as duck:
+        for table in tables:
+            columns = duck.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
+            definitions = ", ".join(f"{name} {PG_TYPES.get(kind, kind)}" for name, kind in columns)
+            target.execute(f"CREATE TABLE {table} ({definitions})")
+            names = ", ".join(name for name, _ in columns)
+            with target.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in duck.execute(f"SELECT {names} FROM {table}").fetchall():
+                    copy.write_row(row)
+            target.execute(f"ANALYZE {table}")
