@@ -1,5 +1,6 @@
 """The Starlette app: GraphQL at /graphql (GraphiQL in a browser), feature lookups and training sets under
-/features (see `api/features.py`), a health check at /healthz, Prometheus metrics at /metrics.
+/features (see `api/features.py`), a health check at /healthz, Prometheus metrics at /metrics, GraphiQL's assets and
+the model's dashboard, if it has one (`api/pages.py`).
 
 Middleware order, outermost first:
 1. `Observe` (api/observe.py): request id (header and every log line), access log, request metrics. Outermost, so
@@ -15,9 +16,10 @@ The event loop only accepts and sends: a GraphQL request (parsing, validation, r
 encoding the JSON) runs on an event loop of its own in a worker thread, so a response of 300,000 rows being built
 never holds up /healthz or any other request.
 
-Every route but /healthz first authenticates the request (`api/auth.py`) into an `Access` context, or answers 401
-and runs nothing. GraphQL is served from a schema per distinct view shape (the members a reader's roles may see),
-built on first use and kept in a bounded cache, so hidden members are absent from introspection.
+Every route but /healthz, /metrics and the static pages first authenticates the request (`api/auth.py`) into an
+`Access` context, or answers 401 and runs nothing. GraphQL is served from a schema per distinct view shape (the
+members a reader's roles may see), built on first use and kept in a bounded cache, so hidden members are absent from
+introspection.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from api.auth import Authenticator, Unauthenticated
 from api.errors import classify, log_detail, to_graphql
 from api.features import lookup, refresh, training
 from api.observe import REQUEST_ID_HEADER, Observe, metered, metrics_route
+from api.pages import graphiql_html
+from api.pages import routes as page_routes
 from api.schema import MAX_ROWS, build_schema
 from semantic import settings
 from semantic.access import ANONYMOUS, Access
@@ -71,6 +75,10 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
         self.service = service
         self.online = online
         self.max_rows = max_rows
+
+    @property
+    def graphql_ide_html(self) -> str:  # strawberry's page, its assets served by us (api/pages.py)
+        return graphiql_html()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> dict[str, Any]:
         return {"service": self.service, "online": self.online, "access": request.scope[ACCESS],
@@ -236,7 +244,8 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
                 Route("/metrics", metrics_route),
                 Route("/features/{entity}", lookup_route, methods=["GET"]),
                 Route("/features/{entity}/refresh", refresh_route, methods=["POST"]),
-                Route("/features/{entity}/training", training_route, methods=["POST"])],
+                Route("/features/{entity}/training", training_route, methods=["POST"]),
+                *page_routes(service.model.source)],
         lifespan=lifespan,
     )
     app.state.online = online
