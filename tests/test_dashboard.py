@@ -13,6 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
+from api.pages import dashboard_of
 from tests import browser
 from tests.serving import ROOT, serving
 
@@ -99,6 +100,17 @@ def test_the_dashboard_is_served_beside_the_model(server: str) -> None:
     page = httpx.get(f"{server}/dashboard/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert page.text == (ROOT / "examples" / "shop" / "dashboard" / "index.html").read_text()
+
+
+def test_a_dashboard_is_a_folder_with_an_index_beside_the_model(tmp_path: Path) -> None:
+    model = tmp_path / "model.yaml"
+    model.write_text("version: 1\n")
+    assert dashboard_of(str(model)) is None and dashboard_of(str(tmp_path)) is None
+    (tmp_path / "dashboard").mkdir()
+    assert dashboard_of(str(model)) is None  # a folder without a page is not a dashboard
+    (tmp_path / "dashboard" / "index.html").write_text("<!doctype html>")
+    assert dashboard_of(str(model)) == dashboard_of(str(tmp_path)) == tmp_path / "dashboard"
+    assert dashboard_of(str(MODEL)) == ROOT / "examples" / "shop" / "dashboard"
 
 
 def wait(page: Page, generation: int) -> None:
