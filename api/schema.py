@@ -19,12 +19,12 @@ from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from api.errors import to_graphql
 from api.limits import extensions as document_limits
 from api.names import camel, pascal
 from api.observe import count_error
+from api.shaping import FastExecutor, Field, Rows, collect, plain_objects
 from semantic import settings
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import ForbiddenError, QueryError
@@ -508,8 +508,8 @@ class SchemaConverter:
 
         async def resolve(info: strawberry.Info, where: Any = None, order_by: Any = None, limit: int | None = None,
                           offset: int | None = None, timezone: str | None = None) -> Any:
-            selection = info.selected_fields[0]
-            items = converter.selection(pascal(entity.name), selection.selections, (), (entity.name,))
+            fields = collect(info._raw_info)
+            items = converter.selection(pascal(entity.name), fields, (), (entity.name,))
             q = SemanticQuery(
                 metrics=tuple(dict.fromkeys(text for _, kind, text in items if kind == "metric")),
                 dimensions=tuple(dict.fromkeys(text for _, kind, text in items if kind == "dimension")),
@@ -521,7 +521,7 @@ class SchemaConverter:
             _note_truncated(info, truncated)
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
-            return _shape(result, items)
+            return _rows(result, fields, items)
 
         resolve.__annotations__ = {
             "info": strawberry.Info,
@@ -548,7 +548,9 @@ class SchemaConverter:
             request = FeatureRequest.create(converter.model, entity.name, keys, names, at)
             result = await _lookup(info, request)
             attributes = [f"{'k' if c.kind == 'key' else 'f'}_{c.name}" for c in result.columns]
-            return [SimpleNamespace(**dict(zip(attributes, row, strict=True))) for row in result.rows]
+            index = {camel(c.name): i for i, c in enumerate(result.columns)}  # a field reads its column, aliased
+            return Rows(collect(info._raw_info), result.rows, lambda _, field: index[field.name],
+                        lambda row: SimpleNamespace(**dict(zip(attributes, row, strict=True))))
 
         resolve.__annotations__ = {
             "info": strawberry.Info,
@@ -562,22 +564,21 @@ class SchemaConverter:
 
     # -- selection -> query ------------------------------------------------------------------------------------
 
-    def selection(self, type_name: str, selections: list[Any], path: tuple[str, ...], chain: tuple[str, ...]
+    def selection(self, type_name: str, fields: tuple[Field, ...], path: tuple[str, ...], chain: tuple[str, ...]
                   ) -> list[tuple[tuple[str, ...], str, str]]:
-        """Selected fields -> [(response path, "dimension"|"metric", semantic name)]. `chain` is the entities
-        from the root along the nested relationship fields; it names the join path where several lead to one
-        entity (`flight { route { airport { city } } }` is `flight.route.airport.city`)."""
+        """Selected fields (as graphql-core collects them: fragments spread, `@skip`/`@include` applied) ->
+        [(response path, "dimension"|"metric", semantic name)]. `chain` is the entities from the root along the
+        nested relationship fields; it names the join path where several lead to one entity
+        (`flight { route { airport { city } } }` is `flight.route.airport.city`)."""
         items: list[tuple[tuple[str, ...], str, str]] = []
-        for node in selections:
-            if isinstance(node, FragmentSpread | InlineFragment):
-                items += self.selection(type_name, node.selections, path, chain)
-                continue
-            if not isinstance(node, SelectedField) or node.name == "__typename":
+        for node in fields:
+            if node.name == "__typename":
                 continue
             kind, what = self.fields[(type_name, node.name)]
-            key = (*path, node.alias or node.name)
+            key = (*path, node.key)
             if kind == "relationship":
-                items += self.selection(f"{pascal(what.name)}Attributes", node.selections, key, (*chain, what.name))
+                items += self.selection(f"{pascal(what.name)}Attributes", node.children or (), key,
+                                        (*chain, what.name))
             elif kind == "metric":
                 items.append((key, "metric", what.qualified))
             else:
@@ -695,20 +696,15 @@ def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str
     )
 
 
-
-def _shape(result: Result, items: list[tuple[tuple[str, ...], str, str]]) -> list[dict[str, Any]]:
-    """Flat result rows -> nested dicts keyed by response keys (aliases), following relationship fields."""
+def _rows(result: Result, fields: tuple[Field, ...], items: list[tuple[tuple[str, ...], str, str]]) -> Rows:
+    """Result rows as a row field's answer: each leaf reads the column of its item, by response path."""
     index = {c.name: i for i, c in enumerate(result.columns)}
-    rows = []
-    for row in result.rows:
-        shaped: dict[str, Any] = {}
-        for path, _, text in items:
-            target = shaped
-            for part in path[:-1]:
-                target = target.setdefault(part, {})
-            target[path[-1]] = row[index[text]]
-        rows.append(shaped)
-    return rows
+    by_path = {path: index[text] for path, _, text in items}
+
+    def column(path: tuple[str, ...], _: Field) -> int:
+        return by_path[path]
+
+    return Rows(fields, result.rows, column, plain_objects(fields, column))
 
 
 class CacheExtensions(SchemaExtension):
@@ -774,14 +770,16 @@ class Mutation:
                                            "(SEMANTIC_CACHE_ADMIN_ROLES, default `admin`).")
 
 
-def build_schema(model: Model) -> strawberry.Schema:
+def build_schema(model: Model, fast: bool = True) -> strawberry.Schema:
     """The GraphQL schema of a model, with parser and validation caches and limits on depth, aliases and tokens
-    (`api.limits`)."""
+    (`api.limits`). Row fields are completed in one pass (`api.shaping`); `fast=False` leaves every field to
+    graphql-core (the same answers, slower; the property test compares the two)."""
     return _Schema(
         query=SchemaConverter(model).root(),
         mutation=Mutation,
         types=[Grain, Direction],
         config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
+        execution_context_class=FastExecutor if fast else None,
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
         extensions=[CacheExtensions, Truncation, *document_limits(settings.current()),

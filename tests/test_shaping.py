@@ -1,0 +1,278 @@
+"""Row fields completed in one pass (`api.shaping`) answer exactly as graphql-core's own completion does.
+
+A property test generates documents against the example model (dimensions, metrics, nested relationships,
+aliases, grains, named and inline fragments, `@include`/`@skip` with literals and variables, `__typename`, limit,
+orderBy; many of them refused) and compares the whole response of the fast schema with the plain one: data,
+errors and the truncation flag. The selection is graphql-core's, so a skipped field is not a group-by: checked
+against hand-written SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import strawberry
+from graphql import GraphQLEnumType, GraphQLField, GraphQLObjectType, get_named_type, is_leaf_type, is_object_type
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.schema import build_schema
+from api.shaping import FastExecutor, Field, Rows, collect
+from semantic.access import ANONYMOUS
+from semantic.execute import SqlWarehouse
+from semantic.model import Model
+from semantic.online import OnlineStore
+from semantic.service import Service
+
+
+@pytest.fixture(scope="module")
+def service(model: Model, duckdb_path: Path) -> Iterator[Service]:
+    # No roll-ups: both schemas then read the one cached answer of each query, rows in the same order.
+    service = Service(model, SqlWarehouse(f"duckdb:///{duckdb_path}"), rollups=False)
+    yield service
+    if service.warehouse is not None:
+        service.warehouse.close()
+
+
+@pytest.fixture(scope="module")
+def schemas(model: Model) -> tuple[strawberry.Schema, strawberry.Schema]:
+    return build_schema(model), build_schema(model, fast=False)
+
+
+def _response(schema: strawberry.Schema, service: Service, document: str, variables: dict[str, Any]
+              ) -> dict[str, Any]:
+    context = {"service": service, "online": OnlineStore(service), "access": ANONYMOUS, "max_rows": 40}
+    result = asyncio.run(schema.execute(document, variable_values=variables, context_value=context))
+    extensions = {k: v for k, v in (result.extensions or {}).items() if k != "cache"}  # hit or miss differ
+    return {"data": result.data, "errors": [e.formatted for e in result.errors or []], "extensions": extensions}
+
+
+def _same(service: Service, schemas: tuple[strawberry.Schema, strawberry.Schema], document: str,
+          variables: dict[str, Any]) -> dict[str, Any]:
+    fast, plain = (_response(s, service, document, variables) for s in schemas)
+    # As JSON text: key order and float spelling count too.
+    assert json.dumps(fast) == json.dumps(plain), document
+    return fast
+
+
+# -- documents ---------------------------------------------------------------------------------------------------
+
+DIRECTIVES = ("", "", "", "", "@skip(if: true)", "@skip(if: false)", "@include(if: false)", "@include(if: true)",
+              "@include(if: $on)", "@skip(if: $on)")
+
+
+class _Document:
+    """One generated operation: its fragments and the variables it uses."""
+
+    def __init__(self, draw: Any, schema: Any) -> None:
+        self.draw, self.schema = draw, schema
+        self.fragments: list[str] = []
+        self.variables: dict[str, tuple[str, Any]] = {}  # name -> (GraphQL type, value)
+
+    def directive(self) -> str:
+        text: str = self.draw(st.sampled_from(DIRECTIVES))
+        if "$on" in text:
+            self.variables["on"] = ("Boolean!", self.draw(st.booleans()))
+        return text
+
+    def selection(self, object_type: GraphQLObjectType, depth: int) -> str:
+        names = [n for n, f in object_type.fields.items() if depth < 2 or not is_object_type(get_named_type(f.type))]
+        chosen = self.draw(st.lists(st.sampled_from([*names, "__typename"]), min_size=1, max_size=5))
+        parts = []
+        for name in chosen:
+            part = self.field(object_type, name, depth)
+            wrap = self.draw(st.sampled_from(("field", "field", "field", "inline", "bare inline", "named")))
+            if wrap == "inline":
+                part = f"... on {object_type.name} {self.directive()} {{ {part} }}"
+            elif wrap == "bare inline":
+                part = f"... {self.directive()} {{ {part} }}"
+            elif wrap == "named":
+                fragment = f"F{len(self.fragments)}"
+                self.fragments.append(f"fragment {fragment} on {object_type.name} {{ {part} }}")
+                part = f"...{fragment} {self.directive()}"
+            parts.append(part)
+        return " ".join(parts)
+
+    def field(self, object_type: GraphQLObjectType, name: str, depth: int) -> str:
+        alias = self.draw(st.sampled_from(("", "", "", "a: ", "b: ", f"{name.strip('_')}2: ")))
+        if name == "__typename":
+            return f"{alias}__typename {self.directive()}"
+        field: GraphQLField = object_type.fields[name]
+        arguments = ""
+        if "grain" in field.args:
+            grain_type = get_named_type(field.args["grain"].type)
+            assert isinstance(grain_type, GraphQLEnumType)
+            grain = self.draw(st.sampled_from((None, "$grain", *grain_type.values)))
+            if grain == "$grain":
+                self.variables["grain"] = (grain_type.name, self.draw(st.sampled_from(list(grain_type.values))))
+            if grain is not None:
+                arguments = f"(grain: {grain})"
+        target = get_named_type(field.type)
+        nested = f"{{ {self.selection(target, depth + 1)} }}" if isinstance(target, GraphQLObjectType) else ""
+        return f"{alias}{name}{arguments} {self.directive()} {nested}"
+
+    def root(self) -> str:
+        query = self.schema.query_type
+        rows = [n for n, f in query.fields.items()
+                if n not in ("query", "compile", "features", "catalog") and is_object_type(get_named_type(f.type))]
+        name = self.draw(st.sampled_from(rows))
+        row_type = get_named_type(query.fields[name].type)
+        selection = self.selection(row_type, 0)
+        arguments = []
+        field = query.fields[name]
+        if "keys" in field.args:
+            arguments.append(f"keys: {self.draw(st.sampled_from(('[1, 2, 3]', '[5, 5, 99999]', '[]')))}")
+        else:
+            limit = self.draw(st.sampled_from((None, 0, 1, 3, 12, -1, "$limit")))
+            if limit == "$limit":
+                self.variables["limit"] = ("Int", self.draw(st.sampled_from((None, 2, 7, 60))))
+            if limit is not None:
+                arguments.append(f"limit: {limit}")
+            if self.draw(st.booleans()):
+                order_type = get_named_type(field.args["orderBy"].type)
+                leaves = [n for n, f in order_type.fields.items()
+                          if is_leaf_type(get_named_type(f.type))]
+                # A selected name mostly, so the order is total enough to compare; any name sometimes (refused).
+                picked = [n for n in leaves if n in selection] or leaves
+                key = self.draw(st.sampled_from(picked if self.draw(st.integers(0, 4)) else leaves))
+                arguments.append(f"orderBy: [{{{key}: {self.draw(st.sampled_from(('ASC', 'DESC')))}}}]")
+        alias = self.draw(st.sampled_from(("", "", "rows: ")))
+        declared = ", ".join(f"${n}: {t}" for n, (t, _) in self.variables.items())
+        header = f"query Q({declared})" if declared else "query Q"
+        args = f"({', '.join(arguments)})" if arguments else ""
+        return " ".join([f"{header} {{ {alias}{name}{args} {{ {selection} }} }}", *self.fragments])
+
+
+@st.composite
+def documents(draw: Any, schema: Any) -> tuple[str, dict[str, Any]]:
+    document = _Document(draw, schema)
+    text = document.root()
+    return text, {n: v for n, (_, v) in document.variables.items()}
+
+
+def test_generated_documents_answer_alike(service: Service,
+                                          schemas: tuple[strawberry.Schema, strawberry.Schema]) -> None:
+    seen = {"data": 0, "errors": 0, "rows": 0}
+
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(documents(schemas[0]._schema))
+    def check(case: tuple[str, dict[str, Any]]) -> None:
+        response = _same(service, schemas, *case)
+        seen["errors" if response["errors"] else "data"] += 1
+        seen["rows"] += sum(len(v or ()) for v in (response["data"] or {}).values())
+
+    check()
+    # The corpus answers and refuses both, with rows to compare.
+    assert seen["data"] >= 100 and seen["errors"] >= 50 and seen["rows"] >= 1000, seen
+
+
+@pytest.mark.parametrize("document", [
+    "{ order(limit: 5, orderBy: [{orderId: ASC}]) { orderId status revenue customer { region __typename } "
+    "__typename } }",
+    "{ order(orderBy: [{status: ASC}]) { status m: orderedAt(grain: MONTH) y: orderedAt(grain: YEAR) revenue } }",
+    "query { order(orderBy: [{status: ASC}]) { ... on Order { status } ...F } } fragment F on Order { buyers }",
+    "{ order(limit: 3) { status customer { __typename } } }",
+    "{ customerFeatures(keys: [1, 2, 3, 1]) { customerId a: lifetimeRevenue lifetimeRevenue region __typename } }",
+    "{ a: order(limit: 2, orderBy: [{orderId: ASC}]) { orderId } b: order(limit: 2, orderBy: [{orderId: DESC}]) "
+    "{ orderId } }",
+    "{ order(limit: -3) { status } }",
+    "{ order { revenueRolling7d } }",
+])
+def test_chosen_documents_answer_alike(service: Service, schemas: tuple[strawberry.Schema, strawberry.Schema],
+                                       document: str) -> None:
+    _same(service, schemas, document, {})
+
+
+# -- values the plain path reports as errors ---------------------------------------------------------------------
+
+@strawberry.type
+class Item:
+    count: int | None
+    name: str
+    share: float | None
+
+
+PLAIN: list[tuple[Any, ...]] = []  # the rows made into plain objects, for graphql-core to complete
+
+
+def _plain(row: tuple[Any, ...]) -> Item:
+    PLAIN.append(row)
+    return Item(count=row[0], name=row[1], share=row[2])
+
+
+def _items(info: strawberry.Info) -> Any:
+    rows = [(1, "a", 0.5), (2 ** 40, "b", 1.0), (3, None, float("inf")), (None, "d", None)]
+    index = {"count": 0, "name": 1, "share": 2}
+
+    def column(_: tuple[str, ...], field: Field) -> int:
+        return index[field.name]
+
+    return Rows(collect(info._raw_info), rows, column, _plain)
+
+
+@strawberry.type
+class _Query:
+    items: list[Item] = strawberry.field(resolver=_items)
+
+
+@pytest.mark.parametrize("document, fast_path", [
+    ("{ items { count } }", False),  # 2 ** 40 is no 32-bit Int
+    ("{ items { name } }", False),  # a null for String!: the row, then the list, then the field are null
+    ("{ items { share } }", False),  # inf is no Float
+    ("{ items { c: count @skip(if: true) __typename } }", True),
+    ("{ items { name @skip(if: true) count @include(if: false) } }", True),
+])
+def test_values_graphql_refuses_give_its_errors(document: str, fast_path: bool) -> None:
+    answers = []
+    for schema in (strawberry.Schema(query=_Query, execution_context_class=FastExecutor),
+                   strawberry.Schema(query=_Query)):
+        PLAIN.clear()
+        result = schema.execute_sync(document)
+        answers.append(json.dumps({"data": result.data, "errors": [e.formatted for e in result.errors or []]}))
+        made = len(PLAIN)
+    assert answers[0] == answers[1]
+    assert ("errors\": []" in answers[0]) == fast_path, answers[0]
+    assert made == 4  # the plain schema always makes the plain objects; the fast one only to report an error
+
+
+def test_the_fast_path_makes_no_plain_objects() -> None:
+    PLAIN.clear()
+    result = strawberry.Schema(query=_Query, execution_context_class=FastExecutor).execute_sync(
+        "{ items { c: count @skip(if: true) __typename } }")
+    assert result.data == {"items": [{"__typename": "Item"}] * 4} and PLAIN == []
+
+
+# -- skipped fields do not group ---------------------------------------------------------------------------------
+
+def _hand(service: Service, sql: str) -> list[tuple[Any, ...]]:
+    """A hand-written query straight on the warehouse: the answer the layer must agree with."""
+    return sorted(service.warehouse.run(sql).rows)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("document, variables", [
+    ("{ order { status channel @skip(if: true) orderCount } }", {}),
+    ("query($on: Boolean!) { order { status channel @include(if: $on) orderCount } }", {"on": False}),
+    ("query($on: Boolean!) { order { status ... @skip(if: $on) { channel } orderCount } }", {"on": True}),
+    ("{ order { status ...C @include(if: false) orderCount } } fragment C on Order { channel }", {}),
+    ("{ order { status customer @skip(if: true) { region } orderCount } }", {}),
+])
+def test_skipped_fields_do_not_group(service: Service, schemas: tuple[strawberry.Schema, strawberry.Schema],
+                                     document: str, variables: dict[str, Any]) -> None:
+    response = _same(service, schemas, document, variables)
+    assert not response["errors"]
+    rows = sorted((r["status"], r["orderCount"]) for r in response["data"]["order"])
+    assert all(set(r) == {"status", "orderCount"} for r in response["data"]["order"])
+    assert rows == _hand(service, "SELECT status, count(*) FROM orders GROUP BY status")
+
+
+def test_included_fields_group(service: Service, schemas: tuple[strawberry.Schema, strawberry.Schema]) -> None:
+    response = _same(service, schemas, "query($on: Boolean!) { order { status channel @include(if: $on) "
+                                        "orderCount } }", {"on": True})
+    rows = sorted((r["status"], r["channel"], r["orderCount"]) for r in response["data"]["order"])
+    assert rows == _hand(service, "SELECT status, channel, count(*) FROM orders GROUP BY status, channel")
