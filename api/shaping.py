@@ -10,8 +10,9 @@ What stays graphql-core's, so both paths answer alike:
 - the selection: `collect` runs graphql-core's own field collection (fragments, `@include`/`@skip` with variables,
   fields merged under one response key), and the resolvers read the same tree to build their query;
 - leaf values: each column goes through its GraphQL type's `coerce_output_value`, so a scalar changed in the schema
-  changes both paths; for graphql-core's built-in scalars a column whose values that function returns unchanged
-  (strings for `String`, 32-bit ints for `Int`, finite floats for `Float`, bools for `Boolean`) is passed whole;
+  changes both paths; where that function is declared (`unchanged_when`) to return a column's values unchanged
+  (strings for `String`, 32-bit ints for `Int`, finite floats for `Float`, bools for `Boolean`), a column that
+  passes the check is taken whole, without a call per value;
 - errors: a value its type refuses, or a null where the type forbids one, sends the whole field back to
   graphql-core's plain completion (`Rows` iterates as the plain row objects), which reports it as it always does.
 
@@ -176,7 +177,7 @@ def coerce_column(field_type: GraphQLOutputType, column: Callable[[], Iterator[A
     kinds = set(map(type, column()))
     if is_non_null_type(field_type) and NoneType in kinds:
         return None
-    unchanged = _UNCHANGED.get(leaf)
+    unchanged = _UNCHANGED.get(leaf.coerce_output_value)
     if unchanged is not None and unchanged(kinds - {NoneType}, lambda: filter(partial(is_not, None), column())):
         return _UNCHANGED_COLUMN
     coerce = leaf.coerce_output_value
@@ -195,21 +196,36 @@ def coerce_column(field_type: GraphQLOutputType, column: Callable[[], Iterator[A
     return out
 
 
-def _int32(kinds: set[type], values: Callable[[], Iterator[Any]]) -> bool:
-    if not kinds:
-        return True
-    return kinds == {int} and min(values()) >= GRAPHQL_MIN_INT and max(values()) <= GRAPHQL_MAX_INT
+ColumnCheck = Callable[[set[type], Callable[[], Iterator[Any]]], bool]
+"""(the types of a column's values, nulls left out; an iterator over them) -> whether a scalar's coercion returns
+every one of them unchanged. Checks run in C (a set of types, min and max, isfinite), never a call per value."""
+
+# By the coercion function itself, so a scalar whose function changes (in the schema or in graphql-core) is no
+# longer passed whole: its values go through the new function, one by one.
+_UNCHANGED: dict[Callable[[Any], Any], ColumnCheck] = {}
 
 
-# graphql-core's built-in scalars, and when their `coerce_output_value` returns every value of a column unchanged:
-# decided per column in C (the set of value types, min and max, isfinite) rather than by a call per value.
-_UNCHANGED: dict[Any, Callable[[set[type], Callable[[], Iterator[Any]]], bool]] = {
-    GraphQLString: lambda kinds, _: kinds <= {str},
-    GraphQLID: lambda kinds, _: kinds <= {str},
-    GraphQLBoolean: lambda kinds, _: kinds <= {bool},
-    GraphQLInt: _int32,
-    GraphQLFloat: lambda kinds, values: kinds <= {float} and all(map(isfinite, values())),
-}
+def unchanged_when(coerce: Callable[[Any], Any], check: ColumnCheck) -> None:
+    """Declare when the scalar coercion `coerce` (a GraphQL scalar's `coerce_output_value`, i.e. its `serialize`)
+    returns a whole column unchanged, so the one-pass completion passes such columns whole."""
+    _UNCHANGED[coerce] = check
+
+
+def integers_within(low: int, high: int) -> ColumnCheck:
+    """A check for an integer scalar: every value an int (not a bool) from `low` to `high`."""
+
+    def check(kinds: set[type], values: Callable[[], Iterator[Any]]) -> bool:
+        return not kinds or (kinds == {int} and min(values()) >= low and max(values()) <= high)
+
+    return check
+
+
+unchanged_when(GraphQLString.coerce_output_value, lambda kinds, _: kinds <= {str})
+unchanged_when(GraphQLID.coerce_output_value, lambda kinds, _: kinds <= {str})
+unchanged_when(GraphQLBoolean.coerce_output_value, lambda kinds, _: kinds <= {bool})
+unchanged_when(GraphQLInt.coerce_output_value, integers_within(GRAPHQL_MIN_INT, GRAPHQL_MAX_INT))
+unchanged_when(GraphQLFloat.coerce_output_value,
+               lambda kinds, values: kinds <= {float} and all(map(isfinite, values())))
 
 
 def plain_objects(fields: tuple[Field, ...], column: Callable[[Path, Field], int]

@@ -13,16 +13,17 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
 
 import pytest
 import strawberry
 from graphql import GraphQLEnumType, GraphQLField, GraphQLObjectType, get_named_type, is_leaf_type, is_object_type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strawberry.schema.config import StrawberryConfig
 
 from api.schema import build_schema
-from api.shaping import FastExecutor, Field, Rows, collect
+from api.shaping import FastExecutor, Field, Rows, collect, integers_within, unchanged_when
 from semantic.access import ANONYMOUS
 from semantic.execute import SqlWarehouse
 from semantic.model import Model
@@ -246,6 +247,58 @@ def test_the_fast_path_makes_no_plain_objects() -> None:
     result = strawberry.Schema(query=_Query, execution_context_class=FastExecutor).execute_sync(
         "{ items { c: count @skip(if: true) __typename } }")
     assert result.data == {"items": [{"__typename": "Item"}] * 4} and PLAIN == []
+
+
+CALLS: list[Any] = []
+
+
+def _serialize_count(value: Any) -> int:
+    CALLS.append(value)
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return value
+
+
+Count = NewType("Count", int)
+COUNTS = StrawberryConfig(scalar_map={Count: strawberry.scalar(name="Count", serialize=_serialize_count,
+                                                                parse_value=int)})
+
+
+@strawberry.type
+class Tally:
+    n: Count | None
+
+
+def _tallies(info: strawberry.Info) -> Any:
+    rows = [(v,) for v in info.context["values"]]
+    return Rows(collect(info._raw_info), rows, lambda _, field: 0, lambda row: Tally(n=row[0]))
+
+
+@strawberry.type
+class _Tallies:
+    tallies: list[Tally] = strawberry.field(resolver=_tallies)
+
+
+def test_a_scalar_declared_unchanged_is_taken_whole() -> None:
+    fast = strawberry.Schema(query=_Tallies, execution_context_class=FastExecutor, config=COUNTS)
+    plain = strawberry.Schema(query=_Tallies, config=COUNTS)
+
+    def answers(values: list[Any]) -> list[str]:
+        found = []
+        for schema in (fast, plain):
+            result = schema.execute_sync("{ tallies { n } }", context_value={"values": values})
+            found.append(json.dumps({"data": result.data, "errors": [e.formatted for e in result.errors or []]}))
+        return found
+
+    CALLS.clear()
+    good, bad = [3, None, 5], [3, -1, 5]
+    assert len(set(answers(good))) == 1 and len(CALLS) == 4  # not declared: a call per value on both paths
+    unchanged_when(_serialize_count, integers_within(0, 2 ** 63 - 1))
+    CALLS.clear()
+    assert len(set(answers(good))) == 1 and len(CALLS) == 2  # declared: the plain path's calls only
+    CALLS.clear()
+    first, second = answers(bad)
+    assert first == second and "not a count" in first  # outside the check: the scalar's own error, as before
 
 
 # -- skipped fields do not group ---------------------------------------------------------------------------------
