@@ -32,6 +32,21 @@ def _generic(limit: int) -> str:
             f'"order.status", "order.channel"], limit: {limit}) {{ rows }} }}')
 
 
+FEATURES = ("lifetime_revenue", "orders_last_30d", "region", "last_order_status")
+
+
+def _typed_features(keys: int) -> str:
+    from api.names import camel
+
+    fields = " ".join(camel(name) for name in FEATURES)
+    return f"{{ customerFeatures(keys: {list(range(1, keys + 1))}) {{ customerId {fields} }} }}"
+
+
+def _generic_features(keys: int) -> str:
+    return (f'{{ features(entity: "customer", keys: {list(range(1, keys + 1))}, names: {json.dumps(FEATURES)}) '
+            f'{{ rows }} }}')
+
+
 def _answer(schema: Any, context: dict[str, Any], document: str) -> Any:
     result = asyncio.run(schema.execute(document, context_value=dict(context)))
     if result.errors:
@@ -141,6 +156,20 @@ def main(argv: list[str] | None = None) -> None:
         verdicts.append(f"{limit} rows ({count} answered, identical on all three paths): typed / query = "
                         f"{ratio:.2f}x (target {target}): {'met' if met else 'NOT met'}; plain / one pass = "
                         f"{percentile(slow, 50) / percentile(typed, 50):.1f}x")
+    keys = 100
+    typed_features = _answer(fast, context, _typed_features(keys))
+    if json.dumps(typed_features) != json.dumps(_answer(plain, context, _typed_features(keys))) or \
+            [list(r.values()) for r in typed_features["customerFeatures"]] != \
+            _answer(fast, context, _generic_features(keys))["features"]["rows"]:
+        raise RuntimeError("customerFeatures: the one-pass, plain and generic answers differ")
+    timed = [_server_times(fast, context, _typed_features(keys), args.repeat),
+             _server_times(fast, context, _generic_features(keys), args.repeat),
+             _server_times(plain, context, _typed_features(keys), args.repeat)]
+    for label, values in zip((f"customerFeatures {keys} keys x 5, server", f"features {keys} keys x 5, server",
+                              f"customerFeatures {keys} keys x 5, plain, server"), timed, strict=True):
+        rows.append([label, ms(percentile(values, 50)), ms(percentile(values, 99))])
+    verdicts.append(f"customerFeatures, {keys} keys (identical on all three paths): typed / generic = "
+                    f"{percentile(timed[0], 50) / percentile(timed[1], 50):.2f}x")
     app = create_app(service, max_rows=10 ** 7)
     big = [_typed(args.big), _generic(args.big)] if args.big else []
     http, http_big = _http_times(app, [_typed(1000), _generic(1000)], args.repeat, big, max(3, args.repeat // 10))
