@@ -65,7 +65,7 @@ def test_concurrent_misses_compute_once() -> None:
                for _ in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)
+    time.sleep(1.0)  # time for every thread to reach the cache, even on a loaded machine
     gate.set()
     for thread in threads:
         thread.join()
@@ -100,7 +100,7 @@ def test_an_answer_not_stored_is_still_computed_once_in_flight() -> None:
         cache.get_or_run("k", compute, store=False).table.column("v")[0].as_py())) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)
+    time.sleep(1.0)  # time for every thread to reach the cache, even on a loaded machine
     gate.set()
     for thread in threads:
         thread.join()
@@ -207,7 +207,7 @@ def test_single_flight_across_stores(redis_url: str) -> None:
 
     def compute() -> pa.Table:
         calls.append(1)
-        time.sleep(0.3)
+        time.sleep(1.0)  # long enough for the other seven to find the lease, even on a loaded machine
         return table(9)
 
     sources: list[Source] = []
