@@ -318,8 +318,14 @@ def duckdb_config(memory_limit: str, threads: int) -> dict[str, Any]:
 
 def postgres_options(timeout: float | None) -> str:
     """Session settings sent at connect: read-only transactions by default, standard strings (a backslash in '...'
-    is a plain character, as rendering assumes), the zone UTC (docs/time.md), and the statement time limit."""
-    options = ["-c default_transaction_read_only=on", "-c standard_conforming_strings=on", "-c TimeZone=UTC"]
+    is a plain character, as rendering assumes), the zone UTC (docs/time.md), no JIT, and the statement time limit.
+
+    JIT compiles every expression of a statement the planner costs high, before running it: a 1M-row training set
+    (a few dozen CASE and FILTER expressions over five joins) spent ~4.7 s of ~28 s compiling 188 functions, and ran
+    ~6% faster without it (docs/benchmarks.md); the queries we write are many short expressions, not the long loops
+    JIT pays off on."""
+    options = ["-c default_transaction_read_only=on", "-c standard_conforming_strings=on", "-c TimeZone=UTC",
+               "-c jit=off"]
     if timeout:
         options.append(f"-c statement_timeout={int(timeout * 1000)}")  # the server cancels a statement past it
     return " ".join(options)

@@ -93,6 +93,7 @@ def test_postgres_sessions_are_read_only_with_standard_strings(postgres_url: str
             warehouse.run("CREATE TABLE should_not_exist (a int)")
         assert warehouse.run("SELECT current_setting('standard_conforming_strings') AS s").rows == (("on",),)
         assert warehouse.run("SELECT current_setting('default_transaction_read_only') AS s").rows == (("on",),)
+        assert warehouse.run("SELECT current_setting('jit') AS s").rows == (("off",),)  # through ADBC too
     finally:
         warehouse.close()
 
