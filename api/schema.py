@@ -9,8 +9,9 @@ import enum
 import os
 from dataclasses import replace
 from datetime import date, datetime
+from decimal import Decimal
 from types import SimpleNamespace
-from typing import Annotated, Any, NewType
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 import strawberry
@@ -24,26 +25,18 @@ from api.errors import to_graphql
 from api.limits import extensions as document_limits
 from api.names import camel, pascal
 from api.observe import count_error
+from api.scalars import SCALARS, Dialect, Fill, Long, NameValues, Temporal, accept_old_spellings, scalar_of
 from api.shaping import FastExecutor, Field, Rows, collect, plain_objects
 from semantic import settings
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import ForbiddenError, QueryError
 from semantic.features.request import FeatureRequest
-from semantic.model import Dimension, Entity, Feature, Metric, Model
+from semantic.model import GRAINS, Dimension, Entity, Feature, Metric, Model
 from semantic.online import OnlineStore
 from semantic.plan.paths import all_paths, picking
 from semantic.query import Filter, Order, SemanticQuery
 from semantic.service import Result, Service
-from semantic.sql.render import DIALECTS
-
-Temporal = NewType("Temporal", object)
-TEMPORAL = strawberry.scalar(
-    name="Temporal",
-    description="A time at its grain, ISO 8601: a date (2024-03-01) for day and coarser grains, a date-time "
-                "otherwise.",
-    serialize=lambda v: v.isoformat() if isinstance(v, date | datetime) else v,
-    parse_value=lambda v: v,
-)
+from semantic.types import ValueType, dimension_value_type, feature_value_type, metric_value_type
 
 
 @strawberry.enum(description="Time grains; weeks start on Monday.")
@@ -86,12 +79,26 @@ FILTERS: dict[str, type] = {
     "string": _filter_input("StringFilter", str, ("eq", "neq", "in", "not_in", "like", "is_null"),
                             "Conditions on a string dimension; all that are set must hold."),
     "number": _filter_input("FloatFilter", float, _ORDERED, "Conditions on a number dimension."),
-    "integer": _filter_input("IntFilter", int, _ORDERED, "Conditions on an integer dimension."),
+    "decimal": _filter_input("DecimalFilter", Decimal, _ORDERED, "Conditions on an exact decimal dimension "
+                                                                 "(values as numbers or strings of digits)."),
+    "integer": _filter_input("IntFilter", int, _ORDERED, "Conditions on a 32-bit integer dimension."),
+    "long": _filter_input("LongFilter", Long, _ORDERED, "Conditions on a 64-bit integer dimension."),
     "boolean": _filter_input("BooleanFilter", bool, ("eq", "is_null"), "Conditions on a boolean dimension."),
-    "time": _filter_input("TimeFilter", str, ("eq", "neq", "gt", "gte", "lt", "lte", "is_null"),
-                          "Conditions on a time, as ISO 8601 dates or date-times; naive times are UTC."),
+    "datetime": _filter_input("TimeFilter", datetime, ("eq", "neq", "gt", "gte", "lt", "lte", "is_null"),
+                              "Conditions on a time, as ISO 8601 date-times (a date means its midnight); without "
+                              "an offset, in the query's time zone (default UTC)."),
+    "date": _filter_input("DateFilter", date, ("eq", "neq", "gt", "gte", "lt", "lte", "is_null"),
+                          "Conditions on a calendar day (a DATE column), as ISO 8601 dates."),
 }
-_SCALARS: dict[str, Any] = {"string": str, "number": float, "integer": int, "boolean": bool, "time": Temporal}
+
+
+def _filter_of(kind: ValueType) -> type:
+    """The filter input of a dimension whose raw values are of `kind`."""
+    if kind.type == "integer":
+        return FILTERS["integer" if kind.bits == 32 else "long"]
+    if kind.type == "number":
+        return FILTERS["decimal" if kind.exact else "number"]
+    return FILTERS[kind.type]
 
 
 @strawberry.type(description="One column of a result.")
@@ -199,12 +206,13 @@ def cache_facts(result: Result) -> dict[str, Any]:
 MAX_ROWS = 100_000  # per request unless the app says otherwise (`serve --max-rows`)
 
 
-def _run_capped(info: strawberry.Info, query: SemanticQuery) -> tuple[Result, bool]:
-    """Run a query asking for one row more than the server's maximum, so a cut is known, never silent."""
+def _run_capped(info: strawberry.Info, query: SemanticQuery, exact: bool = False) -> tuple[Result, bool]:
+    """Run a query asking for one row more than the server's maximum, so a cut is known, never silent; `exact`
+    keeps decimals as `Decimal` (typed fields)."""
     cap: int = info.context.get("max_rows", MAX_ROWS)
     if query.limit is None or query.limit > cap:
         query = replace(query, limit=cap + 1)
-    result = _service(info).query(query, _access(info))
+    result = _service(info).query(query, _access(info), exact=exact)
     if len(result.rows) <= cap:
         return result, False
     return replace(result, rows=result.rows[:cap]), True
@@ -260,10 +268,12 @@ Offset = Annotated[int | None, strawberry.argument(
 TimeZone = Annotated[str | None, strawberry.argument(
     description="An IANA time zone (`Europe/Paris`): periods are cut in it and times without an "
                 "offset are read in it. Default UTC.")]
-FillText = Annotated[str | None, strawberry.argument(
-    description="`zero` or `null`: every period of the range, also those without data.")]
-DialectText = Annotated[str | None, strawberry.argument(
-    description=f"The SQL dialect: one of {', '.join(DIALECTS)}; default the warehouse's.")]
+FillArgument = Annotated[Fill | None, strawberry.argument(
+    description="ZERO or NULL: every period of the range, also those without data (the former strings \"zero\" "
+                "and \"null\" are read too); default only periods with data.")]
+DialectArgument = Annotated[Dialect | None, strawberry.argument(
+    description="The SQL dialect to write (the former strings such as \"postgres\" are read too); default the "
+                "warehouse's.")]
 EntityName = Annotated[str, strawberry.argument(
     description="The entity whose features to read: `customer`.")]
 Keys = Annotated[JSON, strawberry.argument(
@@ -331,19 +341,27 @@ class SchemaConverter:
 
     # -- output types --------------------------------------------------------------------------------------------
 
+    def dimension_scalar(self, dim: Dimension) -> Any:
+        """A dimension's raw values: `semantic.types` decides (Long unless the warehouse says 32 bits, Decimal
+        for a DECIMAL column, Date for a DATE)."""
+        return scalar_of(dimension_value_type(self.model, self.model.entities[dim.entity], dim.name))
+
     def from_dimension(self, type_name: str, dim: Dimension) -> Any:
         self.fields[(type_name, camel(dim.name))] = ("dimension", dim)
         description = dim.description or f"{dim.entity}.{dim.name}"
         if dim.type == "time":
-            return strawberry.field(resolver=_time_value, name=camel(dim.name), graphql_type=Temporal | None,
+            # A date at every grain it may be read at (day and coarser): Date; else the grain asked decides.
+            daily = self.dimension_scalar(dim) is date or GRAINS.index(dim.grain or "second") >= GRAINS.index("day")
+            return strawberry.field(resolver=_time_value, name=camel(dim.name),
+                                    graphql_type=(date if daily else Temporal) | None,
                                     description=f"{description} (argument `grain`: default "
                                                 f"{dim.grain or 'day'})")
-        return strawberry.field(resolver=_value, name=camel(dim.name), graphql_type=_SCALARS[dim.type] | None,
+        return strawberry.field(resolver=_value, name=camel(dim.name), graphql_type=self.dimension_scalar(dim) | None,
                                 description=description)
 
     def from_metric(self, type_name: str, metric: Metric) -> Any:
         self.fields[(type_name, camel(metric.name))] = ("metric", metric)
-        kind = int if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else float
+        kind = scalar_of(metric_value_type(self.model, metric))
         return strawberry.field(resolver=_value, name=camel(metric.name), graphql_type=kind | None,
                                 description=metric.description or metric.qualified)
 
@@ -387,7 +405,7 @@ class SchemaConverter:
         cls = type(name, (), {"__annotations__": {}})
         self.wheres[name] = cls
         for dim in entity.dimensions.values():
-            cls.__annotations__[f"d_{dim.name}"] = FILTERS[dim.type] | None
+            cls.__annotations__[f"d_{dim.name}"] = _filter_of(dimension_value_type(self.model, entity, dim.name)) | None
             setattr(cls, f"d_{dim.name}", strawberry.field(default=None, name=camel(dim.name),
                                                            description=dim.description or f"{dim.entity}.{dim.name}"))
         for rel in entity.relationships:
@@ -430,7 +448,7 @@ class SchemaConverter:
         name = f"{pascal(entity.name)}Features"
         cls = type(name, (), {"__annotations__": {}})
         for column in entity.key:
-            cls.__annotations__[f"k_{column}"] = _SCALARS[entity.dimensions[column].type] | None
+            cls.__annotations__[f"k_{column}"] = self.dimension_scalar(entity.dimensions[column]) | None
             setattr(cls, f"k_{column}", strawberry.field(default=None, name=camel(column),
                                                          description=f"Key column {column}."))
         for feature in entity.features.values():
@@ -441,16 +459,7 @@ class SchemaConverter:
                                                            f"in time.")
 
     def _feature_scalar(self, entity: Entity, feature: Feature) -> Any:
-        if feature.kind == "dimension":
-            return _SCALARS[entity.dimensions[feature.ref or ""].type]
-        if feature.kind == "latest":
-            owner, _, name = (feature.ref or "").rpartition(".")
-            return _SCALARS[self.model.entities[owner].dimensions[name].type]
-        if feature.kind == "metric":
-            owner, _, name = (feature.ref or "").rpartition(".")
-            metric = self.model.entities[owner].metrics[name]
-            return int if metric.kind == "simple" and metric.agg in ("count", "count_distinct") else float
-        return float
+        return scalar_of(feature_value_type(self.model, entity, feature))
 
     # -- root ----------------------------------------------------------------------------------------------------
 
@@ -464,18 +473,16 @@ class SchemaConverter:
 
         async def query(info: strawberry.Info, metrics: Metrics = None, dimensions: Dimensions = None,
                         where: WhereText = None, order_by: OrderItems = None, limit: Limit = None,
-                        offset: Offset = None, timezone: TimeZone = None, fill: FillText = None) -> Any:
+                        offset: Offset = None, timezone: TimeZone = None, fill: FillArgument = None) -> Any:
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
             return await anyio.to_thread.run_sync(lambda: result_type(*_run_capped(info, q)))
 
         def compile_(info: strawberry.Info, metrics: Metrics = None, dimensions: Dimensions = None,
                      where: WhereText = None, order_by: OrderItems = None, limit: Limit = None,
-                     offset: Offset = None, timezone: TimeZone = None, fill: FillText = None,
-                     dialect: DialectText = None) -> str:
-            if dialect is not None and dialect not in DIALECTS:
-                raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
+                     offset: Offset = None, timezone: TimeZone = None, fill: FillArgument = None,
+                     dialect: DialectArgument = None) -> str:
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
-            return _service(info).compile(q, dialect, _access(info)).pretty()
+            return _service(info).compile(q, cast(str, dialect.value) if dialect else None, _access(info)).pretty()
 
         async def features(info: strawberry.Info, entity: EntityName, keys: Keys, names: FeatureNames = None,
                            at: At = None) -> Any:
@@ -517,7 +524,7 @@ class SchemaConverter:
                 order_by=tuple(converter.orders_of(entity, order_by or [], items)),
                 limit=limit, offset=offset, timezone=timezone,
             )
-            result, truncated = await anyio.to_thread.run_sync(lambda: _run_capped(info, q))
+            result, truncated = await anyio.to_thread.run_sync(lambda: _run_capped(info, q, exact=True))
             _note_truncated(info, truncated)
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
@@ -539,7 +546,7 @@ class SchemaConverter:
         features_type = self.features_type(entity)
         converter = self
         if len(entity.key) == 1:
-            key_type: Any = _SCALARS[entity.dimensions[entity.key[0]].type]
+            key_type: Any = self.dimension_scalar(entity.dimensions[entity.key[0]])
         else:
             key_type = JSON
 
@@ -625,7 +632,7 @@ class SchemaConverter:
                 if values is not None:
                     if not values:
                         raise QueryError(f"{entity.name}.{dim.name}: `{camel(op)}` needs at least one value")
-                    cond: exp.Expr = exp.In(this=column.copy(), expressions=[exp.convert(v) for v in values])
+                    cond: exp.Expr = exp.In(this=column.copy(), expressions=[_literal(v) for v in values])
                     conditions.append(cond if op == "in" else exp.Not(this=cond))
             if getattr(spec, "o_like", None) is not None:
                 conditions.append(exp.Like(this=column.copy(), expression=exp.convert(spec.o_like)))
@@ -682,17 +689,25 @@ def _compare(op: str, column: Any, value: Any) -> Any:
     from sqlglot import exp
 
     node = {"eq": exp.EQ, "neq": exp.NEQ, "gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
-    return node(this=column.copy(), expression=exp.convert(value))
+    return node(this=column.copy(), expression=_literal(value))
+
+
+def _literal(value: Any) -> Any:
+    """A typed filter value as a literal of the filter language: times as their ISO 8601 text, which the filter
+    compiler reads in the query's time zone as it reads any time literal."""
+    from sqlglot import exp
+
+    return exp.convert(value.isoformat() if isinstance(value, date | datetime) else value)
 
 
 def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str | None,
              order_by: list[str] | None, limit: int | None, offset: int | None,
-             timezone: str | None, fill: str | None = None) -> SemanticQuery:
+             timezone: str | None, fill: Fill | None = None) -> SemanticQuery:
     return SemanticQuery(
         metrics=tuple(metrics or ()), dimensions=tuple(dimensions or ()),
         where=Filter.parse(where) if where is not None else None,
         order_by=tuple(Order.parse(o) for o in order_by or ()), limit=limit, offset=offset, timezone=timezone,
-        fill=fill,
+        fill=cast(str, fill.value) if fill is not None else None,
     )
 
 
@@ -773,16 +788,19 @@ class Mutation:
 def build_schema(model: Model, fast: bool = True) -> strawberry.Schema:
     """The GraphQL schema of a model, with parser and validation caches and limits on depth, aliases and tokens
     (`api.limits`). Row fields are completed in one pass (`api.shaping`); `fast=False` leaves every field to
-    graphql-core (the same answers, slower; the property test compares the two)."""
-    return _Schema(
+    graphql-core (the same answers, slower; the property test compares the two). `Fill` and `Dialect` also read
+    their former string spellings."""
+    schema = _Schema(
         query=SchemaConverter(model).root(),
         mutation=Mutation,
         types=[Grain, Direction],
-        config=StrawberryConfig(scalar_map={Temporal: TEMPORAL}),
+        config=StrawberryConfig(scalar_map=SCALARS),
         execution_context_class=FastExecutor if fast else None,
         # Factories: an extension object per request. The parser and validation caches still share one LRU each;
         # the limits' rule classes are made once, since the validation cache is keyed by the rules too.
-        extensions=[CacheExtensions, Truncation, *document_limits(settings.current()),
+        extensions=[CacheExtensions, Truncation, NameValues, *document_limits(settings.current()),
                     lambda: ParserCache(maxsize=512),
                     lambda: ValidationCache(maxsize=512)],
     )
+    accept_old_spellings(schema._schema)
+    return schema

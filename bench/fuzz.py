@@ -55,9 +55,9 @@ filters = st.one_of(st.lists(st.sampled_from(FILTER_TOKENS), min_size=1, max_siz
                     st.text(max_size=60))
 names = st.lists(st.sampled_from(NAMES), max_size=4)
 GENERIC = ("query($m: [String!], $d: [String!], $w: String, $o: [String!], $l: Int, $off: Int, $tz: String, "
-           "$f: String) { query(metrics: $m, dimensions: $d, where: $w, orderBy: $o, limit: $l, offset: $off, "
+           "$f: Fill) { query(metrics: $m, dimensions: $d, where: $w, orderBy: $o, limit: $l, offset: $off, "
            "timezone: $tz, fill: $f) { columns { name type } rows sql } }")
-COMPILE = ("query($m: [String!], $d: [String!], $w: String, $dialect: String) { compile(metrics: $m, "
+COMPILE = ("query($m: [String!], $d: [String!], $w: String, $dialect: Dialect) { compile(metrics: $m, "
            "dimensions: $d, where: $w, dialect: $dialect) }")
 TYPED = "query($w: OrderWhere, $l: Int) { order(where: $w, limit: $l) { status revenue customer { region } } }"
 FEATURES = ("query($e: String!, $k: JSON!, $n: [String!], $at: DateTime) { features(entity: $e, keys: $k, "

@@ -35,7 +35,7 @@ from semantic.errors import (
 
 @dataclass(frozen=True)
 class Table:
-    """A result: column names and rows of plain Python values (Decimal becomes float)."""
+    """A result: column names and rows of plain Python values (Decimal becomes float unless kept `exact`)."""
 
     names: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
@@ -45,10 +45,11 @@ class Table:
         return [row[index] for row in self.rows]
 
     @classmethod
-    def of(cls, arrow: pa.Table) -> Table:
+    def of(cls, arrow: pa.Table, exact: bool = False) -> Table:
         """An Arrow table's rows as plain Python values; decimal columns are converted whole (a cast per column,
-        not a Python call per value: cached answers are converted on every hit)."""
-        columns = [_plain_column(col) for col in arrow.columns]
+        not a Python call per value: cached answers are converted on every hit), or with `exact` kept as
+        `Decimal` (for consumers that type them exactly: GraphQL's `Decimal`)."""
+        columns = [_plain_column(col, exact) for col in arrow.columns]
         return cls(tuple(arrow.column_names), tuple(zip(*columns, strict=True)) if columns else ())
 
 
@@ -74,10 +75,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _plain_column(column: pa.ChunkedArray) -> list[Any]:
-    """A column as Python values, decimals as `_plain` makes them: whole ones ints, others floats."""
+def _plain_column(column: pa.ChunkedArray, exact: bool = False) -> list[Any]:
+    """A column as Python values, decimals as `_plain` makes them: whole ones ints, others floats (`exact`:
+    `Decimal`)."""
     kind = column.type
     if pa.types.is_decimal(kind):
+        if kind.scale > 0 and exact:
+            return column.to_pylist()  # type: ignore[no-any-return]
         if kind.scale > 0:
             # Through text: Arrow's direct decimal -> double cast is not correctly rounded (4949314.81 came
             # back 4949314.8100000005); parsing the decimal's digits is, and stays vectorised.

@@ -91,7 +91,7 @@ class Service:
         self.views = Views(model)
         self._plans: LRUCache[tuple[SemanticQuery, str, str], Compiled] = LRUCache(maxsize=plan_cache_size)
         self._sources: LRUCache[str, tuple[str, Plan] | None] = LRUCache(maxsize=4096)  # index member -> plan
-        self._converted: LRUCache[tuple[str, float, tuple[int, ...]], tuple[tuple[Any, ...], ...]] = LRUCache(
+        self._converted: LRUCache[tuple[str, float, tuple[int, ...], bool], tuple[tuple[Any, ...], ...]] = LRUCache(
             maxsize=256)
         self._lock = threading.Lock()
 
@@ -166,7 +166,8 @@ class Service:
         key = result_key(sql, f"{warehouse.identity} (arrow)", scope)  # never a key run_sql keeps a Table under
         return self.cache.get_or_run(key, lambda: warehouse.arrow_with(sql, tables or {}), store=False).table
 
-    def query(self, query: SemanticQuery, access: Access = TRUSTED) -> Result:
+    def query(self, query: SemanticQuery, access: Access = TRUSTED, *, exact: bool = False) -> Result:
+        """The answer to `query` as `access` may read it; decimals as floats, or with `exact` as `Decimal`."""
         compiled = self.compile(query, access=access)
         if self.integrity is not None:
             self.integrity.check_plan(self.model, compiled.plan)
@@ -186,19 +187,19 @@ class Service:
                  query.where.text if query.where else None, query.timezone]))
         by_name = {c.name: (i, c) for i, c in enumerate(compiled.plan.columns)}
         wanted = [by_name[name] for name in (*query.dimensions, *query.metrics)]
-        rows = self._rows(lookup, [i for i, _ in wanted])
+        rows = self._rows(lookup, [i for i, _ in wanted], exact)
         return Result(tuple(c for _, c in wanted), rows, compiled.sql, lookup.hit, lookup.key, lookup.source)
 
-    def _rows(self, lookup: Lookup, columns: list[int]) -> tuple[tuple[Any, ...], ...]:
+    def _rows(self, lookup: Lookup, columns: list[int], exact: bool) -> tuple[tuple[Any, ...], ...]:
         """The rows of the wanted columns (hidden roll-up columns stay behind), converted from Arrow once per
         stored entry: a repeated dashboard question costs a store read, not a conversion."""
-        memo = (lookup.key, lookup.version, tuple(columns))
+        memo = (lookup.key, lookup.version, tuple(columns), exact)
         if lookup.version:
             with self._lock:
                 found = self._converted.get(memo)
             if found is not None:
                 return found
-        rows = Table.of(lookup.table.select(columns)).rows
+        rows = Table.of(lookup.table.select(columns), exact).rows
         if lookup.version:
             with self._lock:
                 self._converted[memo] = rows

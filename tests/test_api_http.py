@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,21 +79,22 @@ def error_code(body: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def revenue_by_region(shop_file: Path) -> dict[Any, float]:
+def revenue_by_region(shop_file: Path) -> dict[Any, Decimal]:
     # Read before the server opens the file, so the read-only connection does not clash with it.
     rows = hand(shop_file, """
         select c.region, sum(case when o.status <> 'cancelled' then o.amount end)
         from orders o left join customers c on o.customer_id = c.customer_id group by 1""")
-    return {region: float(revenue) for region, revenue in rows}
+    return {region: revenue for region, revenue in rows}  # DECIMAL(38,2): exact
 
 
-def test_typed_field_matches_hand_written_sql(server: str, revenue_by_region: dict[Any, float]) -> None:
-    """The selection set is the query: customer { region } groups, revenue aggregates."""
+def test_typed_field_matches_hand_written_sql(server: str, revenue_by_region: dict[Any, Decimal]) -> None:
+    """The selection set is the query: customer { region } groups, revenue aggregates, exact to the cent (a
+    `Decimal` is a string of its digits)."""
     body = gql(server, "{ order { customer { region } revenue } }")
     got = {row["customer"]["region"]: row["revenue"] for row in body["data"]["order"]}
     assert got.keys() == revenue_by_region.keys()
     for region, value in revenue_by_region.items():
-        assert got[region] == pytest.approx(value, rel=1e-9)
+        assert isinstance(value, Decimal) and got[region] == str(value)
 
 
 def test_generic_query_matches_typed_field(server: str) -> None:
@@ -104,7 +106,9 @@ def test_generic_query_matches_typed_field(server: str) -> None:
     revenues = [row[1] for row in result["rows"]]
     assert revenues == sorted(revenues, reverse=True)
     typed = gql(server, "{ order(orderBy: [{revenue: DESC}]) { customer { region } revenue orderCount } }")
-    assert [[r["customer"]["region"], r["revenue"], r["orderCount"]] for r in typed["data"]["order"]] == result["rows"]
+    # The typed Decimal is its exact digits; the generic rows' JSON number, read back, has the same digits.
+    assert [[r["customer"]["region"], Decimal(r["revenue"]), r["orderCount"]] for r in typed["data"]["order"]] == [
+        [region, Decimal(repr(revenue)), count] for region, revenue, count in result["rows"]]
 
 
 def test_aliases_read_one_time_at_two_grains(server: str) -> None:

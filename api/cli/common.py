@@ -81,11 +81,17 @@ def open_service(model: Model, override: str | None, cache: str | None = None) -
     """The model's warehouse and the result cache (`cache`, else SEMANTIC_CACHE_URL, else in-process); answers a
     non-unique join key would double count are refused (the keys each query joins are checked)."""
     warehouse = open_warehouse(model, override)
-    try:  # the warehouse's column types refine the declared ones (a sum of an INTEGER column is an integer)
-        model = with_column_types(model, read_catalog(model, warehouse).types())
+    return Service(typed(model, warehouse), warehouse, ResultCache(open_store(cache_url(cache))),
+                   integrity=KeyGuard(warehouse))
+
+
+def typed(model: Model, warehouse: Warehouse) -> Model:
+    """The model with the warehouse's column types, which refine the declared ones (a sum of an INTEGER column is
+    an integer, a DECIMAL column exact, an INTEGER key 32-bit); the declared types alone when it is unreachable."""
+    try:
+        return with_column_types(model, read_catalog(model, warehouse).types())
     except WarehouseError:
-        pass  # unreachable now: the declared types serve, and the query will say what is wrong
-    return Service(model, warehouse, ResultCache(open_store(cache_url(cache))), integrity=KeyGuard(warehouse))
+        return model  # unreachable now: the declared types serve, and the query will say what is wrong
 
 
 def query_options(fn: F) -> F:
