@@ -39,6 +39,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types.scalar import ScalarDefinition
 
+from api.shaping import integers_within, unchanged_when
 from semantic.types import ValueType
 
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -90,6 +91,8 @@ LONG = ScalarDefinition(
                 "values with a big-integer JSON reader. As input, a string of digits is accepted too.",
     specified_by_url=None, serialize=serialize_long, parse_value=parse_long, parse_literal=_literal_long,
 )
+# An int within the range comes back as it is, so the one-pass completion of typed rows takes such a column whole.
+unchanged_when(serialize_long, integers_within(LONG_MIN, LONG_MAX))
 
 
 # -- Decimal ---------------------------------------------------------------------------------------------------------
