@@ -12,7 +12,8 @@ What stays graphql-core's, so both paths answer alike:
 - leaf values: each column goes through its GraphQL type's `coerce_output_value`, so a scalar changed in the schema
   changes both paths; where that function is declared (`unchanged_when`) to return a column's values unchanged
   (strings for `String`, 32-bit ints for `Int`, finite floats for `Float`, bools for `Boolean`), a column that
-  passes the check is taken whole, without a call per value;
+  passes the check is taken whole, without a call per value; `converted_when` declares a whole-column equivalent
+  for other kinds of values (Decimals for `Float`);
 - errors: a value its type refuses, or a null where the type forbids one, sends the whole field back to
   graphql-core's plain completion (`Rows` iterates as the plain row objects), which reports it as it always does.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from itertools import repeat
 from math import isfinite
@@ -177,10 +179,22 @@ def coerce_column(field_type: GraphQLOutputType, column: Callable[[], Iterator[A
     kinds = set(map(type, column()))
     if is_non_null_type(field_type) and NoneType in kinds:
         return None
-    unchanged = _UNCHANGED.get(leaf.coerce_output_value)
-    if unchanged is not None and unchanged(kinds - {NoneType}, lambda: filter(partial(is_not, None), column())):
-        return _UNCHANGED_COLUMN
     coerce = leaf.coerce_output_value
+    present = kinds - {NoneType}
+
+    def values() -> Iterator[Any]:
+        return filter(partial(is_not, None), column())
+
+    unchanged = _UNCHANGED.get(coerce)
+    if unchanged is not None and unchanged(present, values):
+        return _UNCHANGED_COLUMN
+    convert = _CONVERTED.get(coerce)
+    converted = convert(present, values) if convert is not None else None
+    if converted is not None:
+        if NoneType not in kinds:
+            return converted
+        each = iter(converted)
+        return [None if value is None else next(each) for value in column()]
     out: list[Any] = []
     try:
         for value in column():
@@ -211,6 +225,29 @@ def unchanged_when(coerce: Callable[[Any], Any], check: ColumnCheck) -> None:
     _UNCHANGED[coerce] = check
 
 
+ColumnConversion = Callable[[set[type], Callable[[], Iterator[Any]]], list[Any] | None]
+"""(the types of a column's values, nulls left out; an iterator over them) -> what a scalar's coercion makes of each
+of them, in order, computed in C; None where it cannot tell (the values then go through the coercion one by one)."""
+
+_CONVERTED: dict[Callable[[Any], Any], ColumnConversion] = {}
+
+
+def converted_when(coerce: Callable[[Any], Any], conversion: ColumnConversion) -> None:
+    """Declare a whole-column equivalent of the scalar coercion `coerce` for some kinds of values."""
+    _CONVERTED[coerce] = conversion
+
+
+def _decimals_as_floats(kinds: set[type], values: Callable[[], Iterator[Any]]) -> list[Any] | None:
+    """graphql-core's `Float` makes a Decimal `float(value)` when that is finite (and refuses it otherwise)."""
+    if kinds != {Decimal}:
+        return None
+    try:
+        floats = list(map(float, values()))
+    except ValueError:  # a signalling NaN: refused, value by value
+        return None
+    return floats if all(map(isfinite, floats)) else None
+
+
 def integers_within(low: int, high: int) -> ColumnCheck:
     """A check for an integer scalar: every value an int (not a bool) from `low` to `high`."""
 
@@ -226,6 +263,7 @@ unchanged_when(GraphQLBoolean.coerce_output_value, lambda kinds, _: kinds <= {bo
 unchanged_when(GraphQLInt.coerce_output_value, integers_within(GRAPHQL_MIN_INT, GRAPHQL_MAX_INT))
 unchanged_when(GraphQLFloat.coerce_output_value,
                lambda kinds, values: kinds <= {float} and all(map(isfinite, values())))
+converted_when(GraphQLFloat.coerce_output_value, _decimals_as_floats)
 
 
 def plain_objects(fields: tuple[Field, ...], column: Callable[[Path, Field], int]
