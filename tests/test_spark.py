@@ -17,6 +17,7 @@ import pytest
 from semantic.errors import WarehouseError, WarehouseTimeoutError
 from semantic.execute import SqlWarehouse, Table
 from semantic.model import Model
+from semantic.query import Filter, SemanticQuery
 from semantic.service import Service
 from semantic.spark import SparkWarehouse
 from semantic.warehouses import connect
@@ -86,6 +87,16 @@ def test_example_suite_equals_duckdb(spark: Service, local: Service, name: str) 
     assert [c.name for c in got.columns] == [c.name for c in want.columns]
     assert want.rows, f"{name} answers nothing on DuckDB, so it checks nothing"
     _same_cells(got.rows, want.rows, ordered=bool(query.order_by))
+
+
+def test_fill_zero_equals_duckdb(spark: Service, local: Service) -> None:
+    """The periods of a fill come from a series joined as a table: on Spark a LATERAL VIEW of EXPLODE(SEQUENCE)."""
+    query = SemanticQuery(metrics=("order.revenue",), dimensions=("time:day",), fill="zero",
+                          where=Filter.parse("customer.segment = 'enterprise' and customer.region = 'LATAM' "
+                                             "and order.channel = 'store'"))
+    got, want = spark.query(query), local.query(query)
+    assert any(row[1] == 0 for row in want.rows), "no day is filled, so the fill is not checked"
+    _same_cells(got.rows, want.rows, ordered=False)
 
 
 def test_training_set_spine_as_dataframe(spark: Service, local: Service) -> None:

@@ -360,6 +360,32 @@ def spark_integer_day_frames(tree: exp.Expr) -> exp.Expr:
     return tree
 
 
+def spark_series_as_lateral_view(tree: exp.Expr) -> exp.Expr:
+    """Spark: a set of rows from GENERATE_SERIES joined as a table (`JOIN GENERATE_SERIES(...) AS series(p)`, the
+    periods of a fill) is a `LATERAL VIEW EXPLODE(SEQUENCE(...)) series AS p`; sqlglot writes the table form as
+    `EXPLODE(..., _u(series))`, which Spark reads as a call of an unknown function `_u`.
+
+    >>> import sqlglot
+    >>> tree = sqlglot.parse_one("SELECT s.p FROM b CROSS JOIN GENERATE_SERIES(b.lo, b.hi, INTERVAL '1' DAY) AS s(p)",
+    ...                          read="duckdb")
+    >>> spark_series_as_lateral_view(tree).sql("spark")
+    "SELECT s.p FROM b LATERAL VIEW EXPLODE(SEQUENCE(b.lo, b.hi, INTERVAL '1' DAY)) s AS p"
+    """
+    tree = tree.copy()
+    for select in tree.find_all(exp.Select):
+        joins = select.args.get("joins") or []
+        series = [j for j in joins if isinstance(j.this, exp.Table) and isinstance(j.this.this, exp.GenerateSeries)
+                  and not j.args.get("on")]
+        for join in series:
+            table = join.this
+            select.append("laterals", exp.Lateral(this=exp.Explode(this=table.this.copy()), view=True,
+                                                  outer=False, alias=table.args["alias"].copy()))
+            joins.remove(join)
+        if series:
+            select.set("joins", joins or None)
+    return tree
+
+
 def bigquery_nulls_last_in_windows(tree: exp.Expr) -> exp.Expr:
     """BigQuery sorts NULLs first in ascending order, and the ORDER BY of an aggregate's window takes no NULLS LAST
     (sqlglot drops it: "'NULLS LAST' translation not supported in window function"), so a NULL period would enter
@@ -457,7 +483,7 @@ RULES: dict[str, tuple[Rewrite, ...]] = {
     "bigquery": (null_division, bigquery_exact_percentile, bigquery_monday_weeks, bigquery_truncate_dates,
                  bigquery_numeric_range_frames, bigquery_nulls_last_in_windows),
     "trino": (null_division, trino_exact_percentile),
-    "spark": (null_division, spark_exact_percentile, spark_integer_day_frames),
+    "spark": (null_division, spark_exact_percentile, spark_integer_day_frames, spark_series_as_lateral_view),
 }
 
 
