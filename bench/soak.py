@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,18 +87,15 @@ def soak(url: str, pid: int, seconds: float, clients: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    from examples.shop.generate import generate
-    from tests.serving import ROOT, server_process
+    from tests.serving import shop_server
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--orders", type=int, default=20_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        path = generate(Path(folder) / "shop.duckdb", orders=args.orders)
-        with server_process(ROOT / "examples" / "shop", f"duckdb:///{path}", Path(folder) / "log") as (url, pid):
-            result = soak(url, pid, args.seconds, args.clients)
+    with shop_server(args.orders) as (url, pid):
+        result = soak(url, pid, args.seconds, args.clients)
     drift = (result["rss_end"] - result["rss_warm"]) / result["rss_warm"] * 100
     print(f"{args.clients} clients for {args.seconds:.0f} s: {result['requests']:,} requests, "
           f"{result['per_second']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")

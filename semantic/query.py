@@ -267,6 +267,9 @@ def check_filter(tree: exp.Expr) -> None:
             raise QueryError(f"{name} is not allowed in a filter ({node.sql()!r}); filters may use semantic "
                              f"names, literals, comparisons, and/or/not, in, between, like, is null and the "
                              f"functions {_FUNCTIONS}")
+        if isinstance(node, exp.In) and not node.expressions:
+            raise QueryError(f"{node.sql()!r}: `in` takes a list in parentheses, as in `customer.region in ('EU', "
+                             f"'NA')`")
         if isinstance(node, exp.Column) and node.args.get("catalog"):
             raise QueryError(f"{node.sql()!r} is too long a name; write `entity.dimension`, or one entity before "
                              f"it to pick a join path (`route.airport.city`)")

@@ -19,7 +19,7 @@ from semantic.execute import SqlWarehouse
 from semantic.loader import load
 from semantic.model import Model
 from semantic.service import Service
-from tests.postgres_server import copy_tables
+from tests.local_servers import copy_tables
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "examples" / "shop" / "model.yaml"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"

@@ -6,12 +6,15 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from examples.shop.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,3 +73,15 @@ def server_process(model: Path, warehouse: str, log: Path, env: dict[str, str] |
             process.kill()
             process.wait()
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+@contextmanager
+def shop_server(orders: int, env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
+    """The example model served over a fresh example DuckDB file of `orders` orders in a temporary folder; yields
+    as `server_process` does (the benchmarks and the tests that watch the server's memory use it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = generate(Path(folder) / "shop.duckdb", orders=orders)
+        with server_process(ROOT / "examples" / "shop", f"duckdb:///{path}", Path(folder) / "log", env,
+                            args) as found:
+            yield found

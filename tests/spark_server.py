@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,13 +13,9 @@ from pathlib import Path
 
 import duckdb
 
+from tests.serving import free_port
+
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -29,7 +24,7 @@ def spark_connect_server(work: Path, startup: float = 180.0) -> Iterator[str]:
     import pyspark
 
     home = Path(pyspark.__file__).parent
-    port = _free_port()
+    port = free_port()
     conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port),
             "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false",
             "spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": "2",

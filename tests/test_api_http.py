@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,14 +12,7 @@ import httpx
 import pytest
 
 from examples.shop.generate import generate
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.serving import ROOT, serving
 
 
 @pytest.fixture(scope="module")
@@ -33,30 +22,8 @@ def shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(shop_file: Path) -> Iterator[str]:
-    port = _free_port()
-    log = shop_file.with_suffix(".log")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli.main", "serve", str(ROOT / "examples" / "shop"), "--port", str(port),
-             "--warehouse", f"duckdb:///{shop_file}"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"server did not start: {log.read_text()}")
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    with serving(ROOT / "examples" / "shop", f"duckdb:///{shop_file}", shop_file.with_suffix(".log")) as url:
+        yield url
 
 
 def gql(server: str, query: str, headers: dict[str, str] | None = None, **variables: Any) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,8 @@ import httpx
 import pytest
 
 from examples.shop.generate import generate
-from tests.test_api_http import ROOT, _free_port, gql, hand
+from tests.serving import ROOT, serving
+from tests.test_api_http import gql, hand
 
 ORIGIN = "http://bi.example.test"
 
@@ -34,31 +33,11 @@ def days(shop_file: Path) -> int:
 
 @pytest.fixture(scope="module")
 def served(shop_file: Path, days: int) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
     log = shop_file.with_suffix(".log")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli.main", "serve", str(ROOT / "examples" / "shop"), "--port", str(port),
-             "--warehouse", f"duckdb:///{shop_file}", "--max-rows", "50", "--cors-origin", ORIGIN,
-             "--cors-origin", "http://other.example.test", "--log-format", "json", "--log-level", "info"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        process.wait()
-        raise RuntimeError(f"server did not start: {log.read_text()}")
-    yield url, log
-    process.terminate()
-    process.wait(timeout=10)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    options = ("--max-rows", "50", "--cors-origin", ORIGIN, "--cors-origin", "http://other.example.test",
+               "--log-format", "json", "--log-level", "info")
+    with serving(ROOT / "examples" / "shop", f"duckdb:///{shop_file}", log, args=options) as url:
+        yield url, log
 
 
 def test_a_cut_answer_says_so(served: tuple[str, Path], days: int) -> None:

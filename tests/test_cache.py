@@ -3,9 +3,6 @@ across scopes, stores bounded by bytes, Redis shared and survivable."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -26,6 +23,8 @@ from semantic.loader import load
 from semantic.query import SemanticQuery
 from semantic.service import Service
 from semantic.store import MemoryStore, RedisStore, open_store
+from tests.local_servers import start_redis
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_DB = 9  # the tests' own database number on the shared server; each test has its own key prefix
@@ -247,31 +246,10 @@ def test_the_holder_renews_its_lease_while_computing(redis_url: str) -> None:
     assert calls == [1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_redis(port: int, tmp: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is not installed (.ci/run installs it)"
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    pytest.fail("redis-server did not start")
-
-
 def test_requests_survive_redis_going_away_and_the_cache_comes_back(tmp_path: Path) -> None:
     """A Redis of the test's own, stopped and started again mid-run: every request is answered."""
-    port = _free_port()
-    server = _start_redis(port, tmp_path)
+    port = free_port()
+    server = start_redis(port, tmp_path)
     try:
         store = open_store(f"redis://127.0.0.1:{port}/0")
         assert isinstance(store, RedisStore)
@@ -291,7 +269,7 @@ def test_requests_survive_redis_going_away_and_the_cache_comes_back(tmp_path: Pa
         for _ in range(5):  # no server: answered from the warehouse, each time
             assert cache.get_or_run("q", compute).source is Source.WAREHOUSE
         assert metric("semantic_cache_store_errors_total") > errors and len(computed) == 6
-        server = _start_redis(port, tmp_path)
+        server = start_redis(port, tmp_path)
         time.sleep(0.3)
         cache.get_or_run("q", compute)  # first request after it is back fills the cache again
         assert cache.get_or_run("q", compute).source is Source.EXACT

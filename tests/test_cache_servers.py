@@ -4,14 +4,11 @@ test's own stopped mid-run costs no failed request, and the cache comes back wit
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from examples.shop.generate import generate
 from semantic.store import open_store
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.local_servers import start_redis
+from tests.serving import ROOT, free_port, server_process
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +28,13 @@ def shop_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Server:
+    """A `semantic serve` process over `shop` with the cache `cache`; `stop()` ends it and checks its log."""
+
     def __init__(self, shop: Path, cache: str, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        with log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli.main", "serve", str(ROOT / "examples" / "shop"), "--port",
-                 str(self.port), "--warehouse", f"duckdb:///{shop}", "--cache", cache],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server did not start: {log.read_text()}")
+        self._running = ExitStack()
+        self.url, _ = self._running.enter_context(server_process(
+            ROOT / "examples" / "shop", f"duckdb:///{shop}", log, args=("--cache", cache)))
 
     def ask(self, metrics: list[str], dimensions: list[str]) -> dict[str, Any]:
         body = {"query": "query($m: [String!], $d: [String!]) { query(metrics: $m, dimensions: $d) "
@@ -78,12 +58,7 @@ class Server:
                    if sample.name == "semantic_warehouse_statements_total")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self._running.close()
 
 
 @pytest.fixture
@@ -140,24 +115,9 @@ def test_concurrent_identical_requests_over_two_processes_cost_one_statement(
     assert sorted(a["cache"]["source"] for a in answers).count("WAREHOUSE") == 1
 
 
-def _start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is not installed (.ci/run installs it)"
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("redis-server did not start")
-
-
 def test_stopping_redis_mid_run_fails_no_request(shop_file: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    redis = _start_redis(port, tmp_path)
+    port = free_port()
+    redis = start_redis(port, tmp_path)
     server = Server(shop_file, f"redis://127.0.0.1:{port}/0", tmp_path / "server.log")
     try:
         questions = [(["order.revenue"], [dimension]) for dimension in
@@ -168,7 +128,7 @@ def test_stopping_redis_mid_run_fails_no_request(shop_file: Path, tmp_path: Path
                 redis.terminate()
                 redis.wait(10)
             if round_ == 8:
-                redis = _start_redis(port, tmp_path)
+                redis = start_redis(port, tmp_path)
                 time.sleep(1.2)  # past the store's retry pause
             for question in questions:
                 sources.append((round_, server.ask(*question)["cache"]["source"]))  # ask() fails on any error

@@ -9,15 +9,12 @@ from collections.abc import Iterator
 import pytest
 
 from bench.fuzz import Fuzz
-from examples.shop.generate import generate
-from tests.serving import ROOT, rss_mb, server_process
+from tests.serving import rss_mb, shop_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    folder = tmp_path_factory.mktemp("fuzz")
-    path = generate(folder / "shop.duckdb", orders=1000)
-    with server_process(ROOT / "examples" / "shop", f"duckdb:///{path}", folder / "log") as found:
+def server() -> Iterator[tuple[str, int]]:
+    with shop_server(orders=1000) as found:
         yield found
 
 

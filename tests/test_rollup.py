@@ -7,13 +7,14 @@ import math
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from semantic.cache import ResultCache, Source
 from semantic.execute import SqlWarehouse
 from semantic.model import Model
 from semantic.query import Filter, SemanticQuery
-from semantic.rollup import why_not, widen
+from semantic.rollup import rollup_plan, run, why_not, widen
 from semantic.service import Result, Service
 
 FINE = ("order.ordered_at:day", "customer.region", "order.status")
@@ -194,3 +195,11 @@ def test_rollups_off_means_exact_matches_only(model: Model, warehouse: SqlWareho
     exact.query(_query(("order.revenue",), FINE))
     assert exact.query(_query(("order.revenue",), ("customer.region",))).cache_source is Source.WAREHOUSE
     assert exact.query(_query(("order.revenue",), FINE)).cache_source is Source.EXACT
+
+
+def test_a_roll_up_duckdb_refuses_leaves_the_answer_to_the_warehouse(model: Model, cached: Service) -> None:
+    fine = cached.compile(_query(("order.revenue",), FINE))
+    plan = rollup_plan(model, cached.compile(_query(("order.revenue",), ("customer.region",))).plan,
+                       fine.widened or fine.plan)
+    assert plan is not None
+    assert run(plan, pa.table({"unrelated": [1]})) is None  # no such columns: DuckDB refuses, nothing raised

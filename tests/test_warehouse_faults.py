@@ -22,7 +22,7 @@ from examples.shop.generate import generate
 from semantic.errors import WarehouseUnavailableError
 from semantic.execute import SqlWarehouse
 from tests.conftest import TABLES
-from tests.postgres_server import PostgresServer, copy_tables, postgres_server
+from tests.local_servers import PostgresServer, copy_tables, postgres_server
 from tests.serving import ROOT, server_process
 
 USER, DATABASE = "fault_reader", "fault_shop"  # names that must never reach a client

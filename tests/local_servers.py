@@ -1,13 +1,15 @@
-"""A PostgreSQL server of a test's own: a fresh cluster (initdb) in a temporary folder, on a free port of 127.0.0.1,
-started and stopped with pg_ctl on that folder only (never the shared server at 5432). Run as root, the cluster
-belongs to the `postgres` user, as PostgreSQL refuses to run as root."""
+"""Servers of a test's own, on free ports of 127.0.0.1, stopped by the test (never the shared ones at 5432 and 6379):
+a PostgreSQL cluster made by initdb in a temporary folder and run by pg_ctl on that folder only (run as root, the
+cluster belongs to the `postgres` user, as PostgreSQL refuses to run as root), and a Redis without persistence."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,3 +89,20 @@ def copy_tables(source: Path, url: str, tables: tuple[str, ...]) -> None:
                 for row in duck.execute(f"SELECT {names} FROM {table}").fetchall():
                     copy.write_row(row)
             target.execute(f"ANALYZE {table}")
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A Redis on `port` (no snapshots, no append-only file, its folder `folder`), answering when this returns."""
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is not installed (.ci/run installs it)"
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError("redis-server did not start")
