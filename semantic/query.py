@@ -267,7 +267,7 @@ def check_filter(tree: exp.Expr) -> None:
             raise QueryError(f"{name} is not allowed in a filter ({node.sql()!r}); filters may use semantic "
                              f"names, literals, comparisons, and/or/not, in, between, like, is null and the "
                              f"functions {_FUNCTIONS}")
-        if isinstance(node, exp.In) and not node.expressions:
+        if isinstance(node, exp.In) and node.args.get("field") is not None:  # `x in y`, no list
             raise QueryError(f"{node.sql()!r}: `in` takes a list in parentheses, as in `customer.region in ('EU', "
                              f"'NA')`")
         if isinstance(node, exp.Column) and node.args.get("catalog"):
