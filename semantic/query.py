@@ -267,6 +267,9 @@ def check_filter(tree: exp.Expr) -> None:
             raise QueryError(f"{name} is not allowed in a filter ({node.sql()!r}); filters may use semantic "
                              f"names, literals, comparisons, and/or/not, in, between, like, is null and the "
                              f"functions {_FUNCTIONS}")
+        if isinstance(node, exp.Like | exp.ILike) and not (isinstance(node.expression, exp.Literal)
+                                                           and node.expression.is_string):
+            raise QueryError(f"{node.sql()!r}: `like` takes a quoted pattern, as in `customer.region like 'E%'`")
         if isinstance(node, exp.In) and node.args.get("field") is not None:  # `x in y`, no list
             raise QueryError(f"{node.sql()!r}: `in` takes a list in parentheses, as in `customer.region in ('EU', "
                              f"'NA')`")
