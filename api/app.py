@@ -19,7 +19,8 @@ never holds up /healthz or any other request.
 Every route but /healthz, /metrics and the static pages first authenticates the request (`api/auth.py`) into an
 `Access` context, or answers 401 and runs nothing. GraphQL is served from a schema per distinct view shape (the
 members a reader's roles may see), built on first use and kept in a bounded cache, so hidden members are absent from
-introspection.
+introspection. A GraphQL request may name its document by hash alone (automatic persisted queries, or registered
+documents only: `api/persisted.py`); answers to GET carry a Cache-Control a CDN can follow, other answers `no-store`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 from strawberry.types.unset import UNSET
 
 from api.admission import Admission
@@ -54,6 +56,7 @@ from api.features import lookup, refresh, training
 from api.observe import REQUEST_ID_HEADER, Observe, metered, metrics_route
 from api.pages import graphiql_html
 from api.pages import routes as page_routes
+from api.persisted import Documents, PersistedQueryError, cache_control, has_credentials, read_registered
 from api.schema import MAX_ROWS, build_schema
 from semantic import settings
 from semantic.access import ANONYMOUS, Access
@@ -66,15 +69,29 @@ log = logging.getLogger("semantic.api")
 
 
 ACCESS = "semantic.access"  # the ASGI scope key holding the request's Access context
+ANSWERED = "semantic.answered"  # ... and whether the GraphQL answer has no errors (Cache-Control)
 
 
 class _GraphQL(GraphQL[dict[str, Any], None]):
-    def __init__(self, service: Service, online: OnlineStore, access: Access, max_rows: int) -> None:
+    def __init__(self, service: Service, online: OnlineStore, access: Access, max_rows: int,
+                 documents: Documents) -> None:
         super().__init__(build_schema(service.view(access).model), graphql_ide="graphiql",
                          allow_queries_via_get=True)
         self.service = service
         self.online = online
         self.max_rows = max_rows
+        self.documents = documents  # persisted queries (api/persisted.py)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """GraphiQL for a browser's plain GET; a GET naming its document by hash alone is a query."""
+        return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """The request, its document found by `extensions.persistedQuery` where it names one by hash."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):
+            data.query = self.documents.resolve(data.query, data.extensions)
+        return data
 
     @property
     def graphql_ide_html(self) -> str:  # strawberry's page, its assets served by us (api/pages.py)
@@ -89,6 +106,7 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
         # ErrorCodes extension; every error leaves with a code all the same.
         if result.errors:
             result.errors = [e if (e.extensions or {}).get("code") else to_graphql(e) for e in result.errors]
+        request.scope[ANSWERED] = not result.errors  # read for Cache-Control
         return await super().process_result(request, result)
 
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -99,7 +117,9 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
         await request.body()
         run = functools.partial(super().run, request, context, root_value)
         try:
-            return await anyio.to_thread.run_sync(_on_worker_loop, run)
+            response: Response = await anyio.to_thread.run_sync(_on_worker_loop, run)
+        except PersistedQueryError as error:
+            return _graphql_error(error.status, error.code, error.message)
         except HTTPException as error:
             return _graphql_error(error.status_code, "BAD_REQUEST", error.reason)
         except (UnicodeDecodeError, ValueError):  # a body that is not UTF-8, or JSON strawberry cannot read
@@ -108,6 +128,12 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
         except RecursionError:
             code, message = classify(RecursionError()) or ("BAD_QUERY", "nested too deeply")
             return _graphql_error(400, code, message)
+        if "text/html" not in response.headers.get("content-type", ""):  # GraphiQL's page is not an answer
+            response.headers["cache-control"] = cache_control(
+                request.method, request.scope.get(ANSWERED, False), has_credentials(request.headers),
+                int(settings.current().http_max_age))
+            response.headers["vary"] = "Authorization, X-API-Key"
+        return response
 
 
 class _Loop:
@@ -132,7 +158,8 @@ def _on_worker_loop(make: Any) -> Any:
 
 
 def _graphql_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status,
+                        headers={"cache-control": "no-store"})
 
 
 def unauthenticated(error: Unauthenticated, graphql: bool = False) -> JSONResponse:
@@ -146,11 +173,12 @@ class _Graphs:
     """/graphql: authenticate, then hand the request to the GraphQL app of the reader's schema."""
 
     def __init__(self, service: Service, online: OnlineStore, auth: Authenticator, max_rows: int,
-                 maxsize: int = 32) -> None:
+                 documents: Documents, maxsize: int = 32) -> None:
         self.service, self.online, self.auth, self.max_rows = service, online, auth, max_rows
+        self.documents = documents
         self.apps: LRUCache[str, _GraphQL] = LRUCache(maxsize=maxsize)
         # The schema of readers without roles, built now: a model without policies needs no other.
-        self.apps[service.view(ANONYMOUS).shape] = _GraphQL(service, online, ANONYMOUS, max_rows)
+        self.apps[service.view(ANONYMOUS).shape] = _GraphQL(service, online, ANONYMOUS, max_rows, documents)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -161,7 +189,8 @@ class _Graphs:
         shape = self.service.view(access).shape
         app = self.apps.get(shape)
         if app is None:  # building a schema takes a while: off the event loop
-            app = await anyio.to_thread.run_sync(lambda: _GraphQL(self.service, self.online, access, self.max_rows))
+            app = await anyio.to_thread.run_sync(lambda: _GraphQL(self.service, self.online, access, self.max_rows,
+                                                                  self.documents))
             self.apps[shape] = app
         scope[ACCESS] = access
         await app(scope, receive, send)
@@ -229,7 +258,9 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
             return unauthenticated(error)
         return await refresh(online, request, access)
 
-    graphql = _Graphs(service, online, auth, max_rows)
+    registered = settings.current().persisted_queries_file
+    documents = Documents(service.cache.store, read_registered(registered) if registered else None)
+    graphql = _Graphs(service, online, auth, max_rows, documents)
     middleware = [Middleware(Observe)]
     if cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],

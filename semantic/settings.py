@@ -34,12 +34,21 @@ class Setting:
     def option(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def metavar(self) -> str:
+        """What the option takes, for `--help`."""
+        if self.name.endswith("_file"):
+            return "FILE"
+        return "SIZE" if self.name == "duckdb_memory_limit" else "N"
+
     def parse(self, text: str, source: str) -> int | float | str:
         """A value given as text (environment, command line), checked against the default's type."""
         text = text.strip()
         if self.name == "duckdb_memory_limit":
             if not _SIZE.match(text):
                 raise SettingError(f"{source}={text!r}: give a size such as 2GB, 512MB or 25% (of RAM)")
+            return text
+        if self.name.endswith("_file"):  # a path; the part that reads it says what is wrong with the file
             return text
         try:
             value: int | float = int(text) if isinstance(self.default, int) else float(text)
@@ -73,6 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_memory_limit", "25%", "DuckDB's memory limit: a size (2GB) or a share of RAM (25%); a "
                                           "statement past it fails and gives its memory back"),
     Setting("duckdb_threads", 0, "DuckDB worker threads; 0: one per core"),
+    Setting("http_max_age", 60, "seconds browsers and CDNs may keep an answer to a GraphQL GET without errors "
+                                "(Cache-Control max-age: public without credentials, private with them); 0: no-store"),
+    Setting("persisted_queries_file", "", "a JSON file of the only documents that run (Apollo's persisted-query "
+                                          "manifest, or an object of sha256 -> document); empty: any document, and "
+                                          "automatic persisted queries"),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 

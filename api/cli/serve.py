@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from api.auth import AuthConfigError, Authenticator
 from api.cli.common import exits, open_model, open_service
+from api.persisted import read_registered
 from semantic import settings
 from semantic.errors import Issue, ModelError, SettingError
 
@@ -27,7 +28,7 @@ def _setting_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """One option per setting (`--max-keys`), read as text and checked by `semantic.settings`; unset: the
     environment's value or the default."""
     for setting in reversed(settings.SETTINGS):
-        fn = click.option(setting.option, setting.name, default=None, metavar="N",
+        fn = click.option(setting.option, setting.name, default=None, metavar=setting.metavar,
                           help=f"{setting.help[0].upper()}{setting.help[1:]} [env {setting.env}; default "
                                f"{setting.default}]")(fn)
     return fn
@@ -78,6 +79,8 @@ def serve(model: str | None, host: str, port: int, workers: int, warehouse: str 
 
     configure_logging(log_level, log_format)
     settings.configure(settings.load(overrides=given))
+    if settings.current().persisted_queries_file:  # read now, so a bad file stops here, before any worker starts
+        read_registered(settings.current().persisted_queries_file)
     for name, value in given.items():  # worker processes read the same settings from their environment
         if value is not None:
             os.environ[settings.BY_NAME[name].env] = str(value)
