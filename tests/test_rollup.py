@@ -36,6 +36,8 @@ COARSER = (
     (("customer.region",), "order.status in ('completed', 'shipped') and order.ordered_at:month >= '2024-03-15'"),
     (("order.ordered_at:quarter",), "customer.region is null or customer.region <> 'NA'"),
     ((), "order.ordered_at:day between '2024-02-10' and '2024-05-20'"),
+    (("order.ordered_at:quarter",), "order.ordered_at:month not in ('2024-03-01', '2024-05-01') and "
+                                    "order.ordered_at:week >= '2024-02-07'"),
 )
 # Never rolled up, whatever is cached: (metric, what makes it so).
 NEVER = (
@@ -119,6 +121,18 @@ def test_several_metrics_and_entities_roll_up_together(cached: Service, truth: S
     # Metrics of fewer entities than the cached result: its rows include groups only the other entity has.
     fewer = _query(("order.revenue",), ("time:month",))
     assert cached.query(fewer).cache_source is Source.WAREHOUSE
+
+
+def test_conditions_match_as_resolved_not_as_written(cached: Service, truth: Service) -> None:
+    """Months from mid-March on are the months from April on: the same resolved condition, written differently,
+    so the cached result (filtered by it) serves the question."""
+    cached.query(_query(("order.revenue",), FINE, "order.ordered_at:month >= '2024-03-15'"))
+    query = _query(("order.revenue",), ("customer.region",), "order.ordered_at:month >= '2024-04-01'")
+    rolled = cached.query(query)
+    assert rolled.cache_source is Source.ROLLUP
+    assert_same(rolled, truth.query(query))
+    other = _query(("order.revenue",), ("customer.region",), "order.ordered_at:month >= '2024-03-01'")
+    assert cached.query(other).cache_source is Source.WAREHOUSE  # March is not in the cached rows
 
 
 def test_order_and_limit_apply_after_the_roll_up(cached: Service, truth: Service) -> None:

@@ -78,6 +78,7 @@ class Plan:
     offset: int | None
     columns: tuple[OutputColumn, ...]  # in the order requested
     fill: Fill | None = None
+    conditions: tuple[Condition, ...] = ()  # the filter's dimension conditions as resolved (roll-ups match these)
 
 
 SNAPSHOT = "snapshot_time"
@@ -210,7 +211,7 @@ class _Planner:
             order = [(alias, False) for alias in groups]  # paging needs a stable order
         fill = self._fill(dims, dim_filters, requested, list(measures.values())) if query.fill else None
         return Plan(query, aggregates, groups, tuple(metric_exprs), having, tuple(order), query.limit,
-                    query.offset, tuple(columns), fill)
+                    query.offset, tuple(columns), fill, tuple(dim_filters))
 
     def _fill(self, dims: list[tuple[str, DimensionRef, OutputColumn]], filters: list[Condition],
               requested: list[Metric], measures: list[Metric]) -> Fill:
