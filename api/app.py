@@ -143,7 +143,8 @@ class _Loop:
         self.loop = asyncio.new_event_loop()
 
     def __del__(self) -> None:
-        self.loop.close()
+        if not self.loop.is_closed():  # the interpreter may already have closed it on its way out
+            self.loop.close()
 
 
 _LOOPS = threading.local()
