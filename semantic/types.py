@@ -255,11 +255,6 @@ def dimension_value_type(model: Model, owner: Entity, name: str) -> ValueType:
     return ValueType(dim.type)
 
 
-def dimension_output_type(model: Model, owner: Entity, name: str) -> str:
-    """A dimension's raw values (no grain): its declared type, a time as `datetime` (`date` over a DATE)."""
-    return dimension_value_type(model, owner, name).type
-
-
 def feature_value_type(model: Model, entity: Entity, feature: Feature, _trail: tuple[str, ...] = ()
                        ) -> ValueType:
     """The refined output type of a feature's values."""
