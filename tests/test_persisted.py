@@ -6,6 +6,7 @@ hand-written SQL on the same DuckDB file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -19,13 +20,18 @@ import httpx
 import jwt
 import pytest
 
-from api.persisted import digest
 from examples.shop.generate import generate
 from tests.serving import ROOT, serving
 
 SECRET = "persisted-test-secret-of-enough-length"  # noqa: S105 - a test server's own signing key
 DOCUMENT = "query Status($s: String) { order(where: {status: {eq: $s}}) { orderCount } }"
 OTHER = "query Region { order { customer { region } orderCount } }"
+
+
+def digest(document: str) -> str:
+    """The hash a client sends, as the protocol defines it (not the server's own function): SHA-256 of the UTF-8
+    text, lowercase hex."""
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
 
 
 @pytest.fixture(scope="module")
