@@ -241,3 +241,111 @@ def test_loader_strictness(tmp_path: Path, text: str, line: int, words: str) -> 
     assert any(i.line == line and words in i.message for i in raised.value.issues), raised.value.message
     _, issues = read(path)
     assert issues == list(raised.value.issues)
+
+
+# `semantic validate` reads what `query` and `compile` read: a dbt manifest's YAML and an OSI model, over DATA.
+DBT = """semantic_models:
+  - name: orders
+    node_relation: {alias: orders}
+    defaults: {agg_time_dimension: ordered_at}
+    entities:
+      - {name: order, type: primary, expr: order_id}
+      - {name: customer, type: foreign, expr: customer_id}
+    dimensions:
+      - {name: ordered_at, type: time, type_params: {time_granularity: day}}
+      - {name: status, type: categorical}
+    measures:
+      - {name: order_total, agg: sum, expr: amont}
+  - name: customers
+    node_relation: {alias: custmers}
+    entities:
+      - {name: customer, type: primary, expr: customer_id}
+    dimensions:
+      - {name: region, type: categorical}
+metrics:
+  - {name: revenue, type: simple, type_params: {measure: order_total}}
+  - {name: signups, type: conversion, type_params: {}}
+"""
+OSI = """version: "0.1"
+name: shop
+datasets:
+  - name: customers
+    source: customers
+    primary_key: [customer_id]
+    fields:
+      - {name: customer_id, expression: customer_id, dimension: {}}
+      - {name: region, expression: region, dimension: {}}
+  - name: orders
+    source: orders
+    primary_key: [order_id]
+    fields:
+      - {name: order_id, expression: order_id, dimension: {}}
+      - {name: customer_id, expression: customer_id, dimension: {}}
+      - {name: amount, expression: amont}
+relationships:
+  - {name: orders_customer, from: orders, to: customers, from_columns: [customer_id], to_columns: [customer_id]}
+metrics:
+  - {name: revenue, expression: SUM(orders.amount)}
+"""
+
+
+def _problems(stderr: str, path: Path) -> dict[str, str]:
+    """Each reported line after the heading, by where it says it is (`file:line`, or `file` alone)."""
+    found = {}
+    for text in stderr.splitlines()[1:]:
+        where, _, message = text.strip().partition(": ")
+        assert where.startswith(str(path)), text
+        found[where.removeprefix(str(path))] = found.get(where.removeprefix(str(path)), "") + message + "\n"
+    return found
+
+
+def test_validate_reads_a_dbt_manifest_and_reports_every_problem_at_its_line(data_url: str, tmp_path: Path) -> None:
+    """No counterpart for a conversion metric (line 21), a misspelt column (line 12, and the metric over it, line
+    20) and a misspelt table (its semantic model, line 13), in one run; exit 2."""
+    manifest = tmp_path / "semantic_models.yaml"
+    manifest.write_text(DBT)
+    run = semantic("validate", str(manifest), "--warehouse", data_url)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stdout + run.stderr
+    assert run.stderr.splitlines()[0] == "error [BAD_MODEL]: 4 problems in the model:"
+    at = _problems(run.stderr, manifest)
+    assert "conversion metrics" in at[":21"]
+    assert "column 'amont' does not exist in table 'orders'" in at[":12"] and "Did you mean 'amount'?" in at[":12"]
+    assert "column 'amont'" in at[":20"]
+    assert "table 'custmers' does not exist" in at[":13"]
+    # The table spelt right: customer 1 is held by 2 rows, so every order of theirs would count twice.
+    manifest.write_text(DBT.replace("custmers", "customers").replace("amont", "amount").replace(
+        "  - {name: signups, type: conversion, type_params: {}}\n", ""))
+    run = semantic("validate", str(manifest), "--warehouse", data_url)
+    assert run.returncode == 2, run.stdout + run.stderr
+    at = _problems(run.stderr, manifest)
+    assert "customers's key is not unique" in at[":7"] and "customer_id = 1 is held by 2 rows" in at[":7"]
+    offline = semantic("validate", str(manifest), "--offline")
+    assert offline.returncode == 0 and "dbt: ok (2 entities" in offline.stdout and "offline" in offline.stdout
+
+
+def test_validate_reads_a_dbt_semantic_manifest(duckdb_path: Path) -> None:
+    manifest = ROOT / "tests" / "dbt" / "semantic_manifest.json"
+    run = semantic("validate", str(manifest), "--warehouse", f"duckdb:///{duckdb_path}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "dbt: ok (2 entities, 8 dimensions, 10 metrics" in run.stdout and "data checked on" in run.stdout
+
+
+def test_validate_reads_an_osi_model(data_url: str, tmp_path: Path) -> None:
+    """The data checks on an OSI model (which keeps no lines): a misspelt column and customer 1 held by 2 rows;
+    what OSI refuses while mapping is reported with its OSI code."""
+    model = tmp_path / "shop.osi.yaml"
+    model.write_text(OSI)
+    run = semantic("validate", str(model), "--warehouse", data_url)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stdout + run.stderr
+    assert run.stderr.splitlines()[0] == "error [BAD_MODEL]: 2 problems in the model:"
+    problems = _problems(run.stderr, model)[""]
+    assert "dimension orders.amount: column 'amont' does not exist in table 'orders'" in problems
+    assert "relationship orders -> customers: customers's key is not unique" in problems
+    assert "customer_id = 1 is held by 2 rows" in problems
+    model.write_text(OSI.replace("amont", "amount"))
+    offline = semantic("validate", str(model), "--offline")
+    assert offline.returncode == 0 and "shop: ok (2 entities" in offline.stdout, offline.stdout + offline.stderr
+    model.write_text(OSI.replace("SUM(orders.amount)", "orders.amount"))
+    refused = semantic("validate", str(model), "--warehouse", data_url)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"{model}: [E_NAME_NOT_FOUND] metric 'revenue'" in refused.stderr

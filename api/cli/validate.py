@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import click
-import yaml
 
 from api.cli.common import EXAMPLE, exits, open_warehouse
 from semantic.checks import check_reachable
 from semantic.errors import Issue, WarehouseError
-from semantic.interop import load_any
-from semantic.interop.osi_model import is_osi
-from semantic.loader import read
-from semantic.model import Model
+from semantic.interop import read_any
 
 
 @click.command()
@@ -24,11 +18,14 @@ from semantic.model import Model
 @click.option("--warehouse", help="SQLAlchemy URL; overrides the model and SEMANTIC_WAREHOUSE_URL.")
 @exits
 def validate(model: str | None, offline: bool, warehouse: str | None) -> None:
-    """Check MODEL, and unless --offline the warehouse's tables, columns, types and keys against it; print every
-    problem with file and line, exit 2 if there is any error (warnings and notes do not fail)."""
-    loaded, issues = _read(Path(model) if model else EXAMPLE)
+    """Check MODEL (ours, an OSI model or a dbt semantic manifest), and unless --offline the warehouse's tables,
+    columns, types and keys against it; print every problem with file and line, exit 2 if there is any error
+    (warnings and notes do not fail)."""
+    loaded, issues = read_any(model or EXAMPLE)  # whatever query and compile read: ours, OSI, a dbt manifest
     checked, found = "offline", list[Issue]()
-    if not offline:
+    if loaded is None:
+        checked = "data not checked: the model could not be read"
+    elif not offline:
         try:
             connection = open_warehouse(loaded, warehouse)
         except WarehouseError as error:
@@ -45,22 +42,9 @@ def validate(model: str | None, offline: bool, warehouse: str | None) -> None:
         head = (f"error [BAD_MODEL]: {len(errors)} problem{'s' if len(errors) != 1 else ''} in the model:"
                 if errors else f"{len(issues)} remark{'s' if len(issues) != 1 else ''}:")
         click.echo("\n".join([head, *(f"  {i}" for i in issues)]), err=True)
-    if errors:
+    if errors or loaded is None:
         sys.exit(2)
     counts = [len(e.dimensions) for e in loaded.entities.values()], [len(e.metrics) for e in loaded.entities.values()]
     click.echo(f"{loaded.name}: ok ({len(loaded.entities)} entities, {sum(counts[0])} dimensions, "
                f"{sum(counts[1])} metrics, {sum(len(e.features) for e in loaded.entities.values())} features; "
                f"{checked})")
-
-
-def _read(path: Path) -> tuple[Model, list[Issue]]:
-    """Ours: the model with every issue, so the data checks run on a broken model too; an OSI model: as loaded."""
-    if path.is_file() and path.suffix in (".yaml", ".yml", ".json"):
-        try:
-            text = path.read_text()
-            document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (ValueError, yaml.YAMLError):
-            document = None  # ours reports it, with its line
-        if is_osi(document):
-            return load_any(path).model, []
-    return read(path)

@@ -10,9 +10,11 @@ from typing import Any
 import yaml
 
 from semantic.errors import Issue, ModelError
-from semantic.interop.dbt import is_dbt, read_dbt
-from semantic.interop.osi_model import OsiError, OsiModel, is_osi, load_osi
-from semantic.loader import _LineLoader, load
+from semantic.interop.dbt import is_dbt, read_dbt, read_dbt_issues
+from semantic.interop.osi_model import OsiError, OsiModel, is_osi, read_issues
+from semantic.interop.osi_model import read as read_osi
+from semantic.loader import _LineLoader, load, read
+from semantic.model import Model
 
 
 def load_any(path: str | Path) -> OsiModel:
@@ -22,11 +24,36 @@ def load_any(path: str | Path) -> OsiModel:
     if root.is_file() and root.suffix in (".yaml", ".yml", ".json"):
         document = _document(root)
         if is_osi(document):
-            return load_osi(str(root), document)
+            return read_osi(document, str(root))
         if is_dbt(document):  # read again keeping lines, so what cannot be mapped is reported at file:line
             lines = yaml.load(root.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader with line numbers
             return OsiModel.of(read_dbt(lines, str(root)))
     return OsiModel.of(load(root))
+
+
+def read_any(path: str | Path) -> tuple[Model | None, list[Issue]]:
+    """What `load_any` reads, with every problem found at once where the format allows, and the model beside them
+    (so the data checks run on a model with problems too): ours and dbt manifests keep file:line and every issue;
+    an OSI model keeps validation's issues, but a refusal while mapping it (with its OSI code) stops there, and
+    then there is no model."""
+    root = Path(path)
+    if root.is_file() and root.suffix in (".yaml", ".yml", ".json"):
+        try:
+            document = _document(root)
+        except ModelError:
+            document = None  # ours reports it, with its line
+        if is_osi(document):
+            try:
+                osi, issues = read_issues(document, str(root))
+            except OsiError as error:
+                return None, [Issue(f"[{error.code}] {error.message}", str(root))]
+            except ModelError as error:
+                return None, list(error.issues)
+            return osi.model, issues
+        if is_dbt(document):
+            lines = yaml.load(root.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader with line numbers
+            return read_dbt_issues(lines, str(root))
+    return read(root)
 
 
 def read_json(path: str | Path, what: str) -> Any:

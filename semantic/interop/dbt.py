@@ -49,6 +49,17 @@ class _Reader:
 
 
 def read_dbt(document: Any, file: str = "<dbt>") -> Model:
+    """A dbt semantic manifest (or its YAML) as a Model; ModelError with every problem found."""
+    model, issues = read_dbt_issues(document, file)
+    if issues:
+        raise ModelError(issues)
+    return model
+
+
+def read_dbt_issues(document: Any, file: str = "<dbt>") -> tuple[Model, list[Issue]]:
+    """The model, with every part that could be mapped, and every problem: what has no counterpart (at file:line
+    where the document kept lines), or, when everything maps, what validating the model finds (a metric refused
+    would otherwise be reported again as unknown to each metric built on it)."""
     reader = _Reader(file)
     models = document.get("semantic_models") or []
     primary: dict[str, str] = {}  # dbt entity name -> semantic model whose primary entity it is
@@ -70,16 +81,13 @@ def read_dbt(document: Any, file: str = "<dbt>") -> Model:
             if metric.name in entities[metric.entity].metrics and metric.name not in measures:
                 reader.refuse(metric_node, f"metric {metric.name!r} is declared twice")
             entities[metric.entity].metrics[metric.name] = metric
-    if reader.issues:
-        raise ModelError(reader.issues)
     model = Model(name=str(document.get("project_configuration", {}).get("name", "dbt")) if isinstance(
         document.get("project_configuration"), dict) else "dbt", entities=entities, source=file)
+    if reader.issues:
+        return model, reader.issues
     from semantic.validate import validate
 
-    issues = validate(model)
-    if issues:
-        raise ModelError(issues)
-    return model
+    return model, list(validate(model))
 
 
 def _semantic_model(reader: _Reader, sm: Any, primary: dict[str, str]) -> Entity | None:

@@ -208,6 +208,15 @@ class _Dataset:
 
 def read(document: Any, source: str = "<osi>") -> OsiModel:
     """An OSI document (the flat Foundation form, or core-spec `semantic_model: [...]`) as an OsiModel."""
+    osi, issues = read_issues(document, source)
+    if issues:
+        raise ModelError(issues)
+    return osi
+
+
+def read_issues(document: Any, source: str = "<osi>") -> tuple[OsiModel, list[Issue]]:
+    """The OsiModel and what validating its Model finds. What OSI refuses while mapping (a deferred key, a duplicate
+    name) raises OsiError with its code: the mapping stops at the first."""
     if isinstance(document, dict) and "semantic_model" in document:
         models = document["semantic_model"]
         if not isinstance(models, list) or len(models) != 1:
@@ -220,13 +229,14 @@ def read(document: Any, source: str = "<osi>") -> OsiModel:
         if dataset.name in datasets:
             raise OsiError("E_DUPLICATE_NAME", f"dataset {dataset.name!r} is declared twice")
         datasets[dataset.name] = dataset
-    relationships = _relationships(doc.get("relationships") or [], datasets)
+    where = Where(source, 0)  # OSI documents are read without lines
+    relationships = _relationships(doc.get("relationships") or [], datasets, where)
     graph = _Graph((src, rel.entity) for src, rel in relationships)
     parsed = _parse_metrics(doc.get("metrics") or [], datasets)
     windowed = _windowed_metrics(parsed, datasets, graph)
-    entities = {name: _entity(ds, datasets, graph, [r for s, r in relationships if s == name])
+    entities = {name: _entity(ds, datasets, graph, [r for s, r in relationships if s == name], where)
                 for name, ds in datasets.items()}
-    metrics, names = _metrics(parsed, windowed, datasets, graph)
+    metrics, names = _metrics(parsed, windowed, datasets, graph, where)
     for entity_name, metric in metrics:
         entities[entity_name].metrics[metric.name] = metric
     refused = {name: OsiError("E_UNSUPPORTED", f"metric {name!r} is windowed: it is a value per row of "
@@ -236,10 +246,7 @@ def read(document: Any, source: str = "<osi>") -> OsiModel:
                   description=str(doc.get("description") or "").strip(), source=source)
     from semantic.validate import validate  # validation reads the Model built here, as for our own YAML
 
-    issues = validate(model)
-    if issues:
-        raise ModelError(issues)
-    return OsiModel(model, names, refused)
+    return OsiModel(model, names, refused), list(validate(model))
 
 
 def _dataset(node: Any) -> _Dataset:
@@ -275,7 +282,8 @@ def _dataset(node: Any) -> _Dataset:
     return _Dataset(name, src, key, fields, str(node.get("description") or "").strip())
 
 
-def _relationships(nodes: list[Any], datasets: Mapping[str, _Dataset]) -> list[tuple[str, Relationship]]:
+def _relationships(nodes: list[Any], datasets: Mapping[str, _Dataset], where: Where
+                   ) -> list[tuple[str, Relationship]]:
     found: list[tuple[str, Relationship]] = []
     seen: dict[tuple[str, str, tuple[str, ...]], str] = {}
     for node in nodes:
@@ -302,7 +310,7 @@ def _relationships(nodes: list[Any], datasets: Mapping[str, _Dataset]) -> list[t
         seen[(src, dst, key)] = name
         if src == dst:
             continue  # reflexive: parses, but role-qualified traversal is deferred (D-018); no join follows it
-        found.append((src, Relationship(dst, key, "many_to_one", False, Where("<osi>", 0))))
+        found.append((src, Relationship(dst, key, "many_to_one", False, where)))
     return found
 
 
@@ -318,12 +326,11 @@ def _field_refs(dataset: _Dataset, tree: exp.Expr) -> set[str]:
 
 
 def _entity(dataset: _Dataset, datasets: Mapping[str, _Dataset], graph: _Graph,
-            relationships: list[Relationship]) -> Entity:
+            relationships: list[Relationship], where: Where) -> Entity:
     deps = {name: _field_refs(dataset, tree) for name, (tree, _, _) in dataset.fields.items()}
     _check_acyclic(dataset.name, deps)
     windowed = {name for name, (tree, _, _) in dataset.fields.items() if has_window(tree)}
     dimensions: dict[str, Dimension] = {}
-    where = Where("<osi>", 0)
     for name, (tree, kind, description) in dataset.fields.items():
         expr = exp.column(name) if name in windowed else _local(dataset, tree, datasets, graph,
                                                                 f"field {dataset.name}.{name}")
@@ -444,10 +451,10 @@ def _windowed_metrics(parsed: Mapping[str, tuple[exp.Expr, str | None, str]], da
 
 
 def _metrics(parsed: Mapping[str, tuple[exp.Expr, str | None, str]], windowed: Mapping[str, str],
-             datasets: Mapping[str, _Dataset], graph: _Graph) -> tuple[list[tuple[str, Metric]], dict[str, str]]:
+             datasets: Mapping[str, _Dataset], graph: _Graph, where: Where
+             ) -> tuple[list[tuple[str, Metric]], dict[str, str]]:
     out: list[tuple[str, Metric]] = []
     names: dict[str, str] = {}
-    where = Where("<osi>", 0)
     for name, (tree, home, description) in parsed.items():
         if name in windowed:
             continue
@@ -529,10 +536,3 @@ def _metric(name: str, tree: exp.Expr, hint: str | None, description: str,
         raise OsiError("E_INVALID_MODEL", f"{what}: {tree.sql()!r} reads no metric and no aggregate")
     home = hint or owners[0]
     return [*parts, (home, Metric(name, home, "derived", expr=body, description=description, where=where))]
-
-
-def load_osi(path: str, document: Any) -> OsiModel:
-    try:
-        return read(document, path)
-    except ModelError as error:
-        raise ModelError([Issue(i.message, path, i.line) for i in error.issues]) from None
