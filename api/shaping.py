@@ -120,9 +120,6 @@ class Rows:
     def __iter__(self) -> Iterator[Any]:
         return map(self.plain, self.rows)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
     def shape(self, return_type: GraphQLOutputType) -> list[Any] | None:
         """The completed list, or None where graphql-core must complete it (an error to report, or a type this
         does not shape)."""
