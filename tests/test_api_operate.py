@@ -129,3 +129,7 @@ def test_large_responses_are_gzipped(served: tuple[str, Path]) -> None:
     tiny = httpx.post(f"{url}/graphql", json={"query": "{ order { orderCount } }"},
                       headers={"accept-encoding": "gzip"})
     assert "content-encoding" not in tiny.headers
+    # Level 6: the gzip header's XFL byte is 2 at level 9 (slowest) and 4 at level 1 (fastest), 0 between (RFC 1952).
+    with httpx.stream("POST", f"{url}/graphql", json=body, headers={"accept-encoding": "gzip"}) as raw:
+        head = b"".join(raw.iter_raw())[:10]
+    assert head[:2] == b"\x1f\x8b" and head[8] == 0, head
