@@ -34,12 +34,12 @@ def serving(model: Path, warehouse: str, log: Path, env: dict[str, str] | None =
         yield url
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a live process in MB, from /proc (`field="VmHWM"`: its peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    return 0.0
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
 @contextmanager

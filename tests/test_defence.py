@@ -21,7 +21,7 @@ from semantic.model import Model
 from semantic.query import Filter, SemanticQuery
 from semantic.service import Service
 from semantic.sql.render import DIALECTS, render
-from tests.serving import shop_server
+from tests.serving import rss_mb, shop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 # One literal by the filter language's (DuckDB's) rules; SQL that reads a server file if a backslash escapes.
@@ -90,13 +90,6 @@ def test_duckdb_memory_and_threads_come_from_the_settings(duckdb_path: Path, tmp
     assert row == ("286.1 MiB", 1)  # DuckDB reports 300 MB (10^6) in MiB (2^20)
 
 
-def _memory_mb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
 def test_memory_a_failed_statement_took_is_given_back() -> None:
     """The issue's request (a fill by second) on a server whose fill limit is off and whose DuckDB may use 100 MB:
     the statement fails at the memory limit (LIMIT_EXCEEDED) after allocating up to it, and the server's resident
@@ -114,19 +107,19 @@ def test_memory_a_failed_statement_took_is_given_back() -> None:
             return dict(response.json())
 
         assert "errors" not in ask("order.ordered_at >= '2024-01-01' and order.ordered_at < '2024-01-02'")
-        before = _memory_mb(pid, "VmRSS")
+        before = rss_mb(pid)
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM restarts from the current RSS
         failed = ask("order.ordered_at >= '2023-01-01' and order.ordered_at < '2025-01-01'")  # 63M periods
-        grown = _memory_mb(pid, "VmHWM") - before
+        grown = rss_mb(pid, "VmHWM") - before
         assert failed["errors"][0]["extensions"]["code"] == "LIMIT_EXCEEDED", failed
         assert "duckdb_memory_limit" in failed["errors"][0]["message"]
         assert grown > 60, grown  # it did allocate before it failed
-        after = _memory_mb(pid, "VmRSS")
+        after = rss_mb(pid)
         for _ in range(40):  # given back in the background, within about a second
             if after - before < 0.3 * grown:
                 break
             time.sleep(0.25)
-            after = _memory_mb(pid, "VmRSS")
+            after = rss_mb(pid)
         assert after - before < 0.3 * grown, f"RSS {before:.0f} MB, peak +{grown:.0f}, after {after:.0f}"
 
 
