@@ -8,7 +8,6 @@ SEMANTIC_CHROMIUM names another executable.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +16,12 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from examples.shop.screenshot import chromium
+
 
 def executable() -> str:
     """The Chromium to drive, or the test's failure (skip with SEMANTIC_SKIP_BROWSER=1) when there is none."""
-    path = os.environ.get("SEMANTIC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    path = chromium()
     if not Path(path).is_file():
         message = f"no Chromium at {path}: `apt-get install chromium` (or set SEMANTIC_CHROMIUM)"
         if os.environ.get("SEMANTIC_SKIP_BROWSER") == "1":

@@ -15,11 +15,16 @@ import sys
 from playwright.sync_api import sync_playwright
 
 
+def chromium() -> str:
+    """The Chromium executable to drive: SEMANTIC_CHROMIUM, else Debian's `chromium` (the browser tests use it
+    too)."""
+    return os.environ.get("SEMANTIC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
 def screenshot(url: str, out: str, width: int = 1280, height: int = 900) -> None:
     """Open `url`/dashboard/, wait until its first answer is drawn, and save the whole page as a PNG."""
-    chromium = os.environ.get("SEMANTIC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True)
+        browser = playwright.chromium.launch(executable_path=chromium(), headless=True)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(f"{url.rstrip('/')}/dashboard/")
