@@ -223,27 +223,28 @@ def rollup_plan(model: Model, want: Plan, have: Plan) -> Plan | None:
     return replace(want, aggregates=(aggregate,), fill=None)
 
 
-def _held_alias(held_dims: dict[_Key, list[tuple[str | None, str]]], key: _Key, grain: str | None) -> str | None:
-    """`have`'s column holding a dimension at `grain`, or at the coarsest finer grain nested in it."""
+def _held_option(held_dims: dict[_Key, list[tuple[str | None, str]]], key: _Key, grain: str | None
+                 ) -> tuple[str | None, str] | None:
+    """`have`'s (grain, column) holding a dimension at `grain`, or at the coarsest finer grain nested in it."""
     options = held_dims.get(key, [])
-    for held_grain, alias in options:
-        if held_grain == grain:
-            return alias
+    for option in options:
+        if option[0] == grain:
+            return option
     if grain is None:
         return None
-    for held_grain, alias in sorted(options, key=lambda o: -GRAINS.index(o[0] or "second")):
-        if held_grain is not None and nested(held_grain, grain):
-            return alias
+    for option in sorted(options, key=lambda o: -GRAINS.index(o[0] or "second")):
+        if option[0] is not None and nested(option[0], grain):
+            return option
     return None
 
 
 def _held(held_dims: dict[_Key, list[tuple[str | None, str]]], key: _Key, grain: str | None) -> exp.Expr | None:
     """`have`'s column for a dimension at `grain`: itself, or a finer grain truncated (values are already
     wall-clock times in the query's zone, so no zone is applied again)."""
-    alias = _held_alias(held_dims, key, grain)
-    if alias is None:
+    option = _held_option(held_dims, key, grain)
+    if option is None:
         return None
-    held = next(g for g, a in held_dims[key] if a == alias)
+    held, alias = option
     return exp.column(ident(alias)) if held == grain or grain is None else truncate(exp.column(ident(alias)), grain)
 
 
@@ -260,10 +261,10 @@ def _residual(condition: Condition, held_dims: dict[_Key, list[tuple[str | None,
             return None  # a raw time comparison: the cached rows hold periods, not instants
         if term.type == "string" and _ordered(condition.tree, index):
             return None  # string order follows the warehouse's collation, which DuckDB may not share
-        alias = _held_alias(held_dims, (term.ref.entity, term.ref.name, term.ref.via), term.grain)
-        if alias is None:
+        option = _held_option(held_dims, (term.ref.entity, term.ref.name, term.ref.via), term.grain)
+        if option is None:
             return None
-        columns[term] = exp.column(ident(alias))
+        columns[term] = exp.column(ident(option[1]))
     # Held periods are wall-clock starts in the query's zone (WALL): `emit` truncates a period read at a coarser
     # grain and compares ranges with the period bounds (which are starts of held periods too, the grains being
     # nested) without applying the zone again.
