@@ -50,7 +50,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.types.unset import UNSET
 
 from api.admission import Admission
-from api.auth import Authenticator, Unauthenticated
+from api.auth import CREDENTIAL_HEADERS, Authenticator, Unauthenticated
 from api.errors import classify, log_detail, to_graphql
 from api.features import lookup, refresh, training
 from api.observe import REQUEST_ID_HEADER, Observe, metered, metrics_route
@@ -132,7 +132,7 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             response.headers["cache-control"] = cache_control(
                 request.method, request.scope.get(ANSWERED, False), has_credentials(request.headers),
                 int(settings.current().http_max_age))
-            response.headers["vary"] = "Authorization, X-API-Key"
+            response.headers["vary"] = ", ".join(CREDENTIAL_HEADERS)
         return response
 
 
@@ -265,8 +265,7 @@ def create_app(service: Service, *, snapshot_max_age: float = 60.0, auth: Authen
     middleware = [Middleware(Observe)]
     if cors_origins:
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
-                                     allow_headers=["content-type", "authorization", "x-api-key",
-                                                    REQUEST_ID_HEADER],
+                                     allow_headers=["content-type", *CREDENTIAL_HEADERS, REQUEST_ID_HEADER],
                                      expose_headers=[REQUEST_ID_HEADER], max_age=600))
     middleware.append(Middleware(Admission, settings=settings.current()))
     # Level 6 (zlib's own default), not Starlette's 9: on the typed body of 100k rows (8.7 MB of JSON) level 9

@@ -33,6 +33,9 @@ from semantic.access import ANONYMOUS, Access
 from semantic.errors import QueryError
 
 log = logging.getLogger("semantic.api")
+# The request headers that carry credentials (`authenticate` reads them): allowed by CORS, named in Vary, and what
+# makes an answer `private` to caches (api/persisted.py). Header names are case-insensitive.
+CREDENTIAL_HEADERS = ("Authorization", "X-API-Key")
 
 
 class Unauthenticated(Exception):

@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.auth import CREDENTIAL_HEADERS
 from semantic.errors import SettingError
 from semantic.store import Store
 
 HASH = re.compile(r"^[0-9a-f]{64}$")
 PREFIX = "apq:"  # store keys of kept documents
-CREDENTIALS = ("authorization", "x-api-key")
 
 
 class PersistedQueryError(Exception):
@@ -159,4 +159,4 @@ def cache_control(method: str, ok: bool, credentials: bool, max_age: int) -> str
 
 def has_credentials(headers: Any) -> bool:
     """Whether a request carries credentials (a bearer token or an API key), valid or not."""
-    return any(headers.get(name) for name in CREDENTIALS)
+    return any(headers.get(name) for name in CREDENTIAL_HEADERS)
