@@ -143,19 +143,27 @@ class _Loop:
         self.loop = asyncio.new_event_loop()
 
     def __del__(self) -> None:
-        if not self.loop.is_closed():  # the interpreter may already have closed it on its way out
-            self.loop.close()
+        self.loop.close()
 
 
 _LOOPS = threading.local()
 
 
-def _on_worker_loop(make: Any) -> Any:
-    """Run the coroutine `make()` on this worker thread's event loop, made on first use and kept."""
+def _worker_loop() -> asyncio.AbstractEventLoop:
+    """This worker thread's event loop, made on first use and kept."""
     holder = getattr(_LOOPS, "holder", None)
     if holder is None:
         holder = _LOOPS.holder = _Loop()
-    return holder.loop.run_until_complete(make())
+    return holder.loop
+
+
+def _on_worker_loop(make: Any) -> Any:
+    """Run the coroutine `make()` on this worker thread's event loop. The loop's holder stays out of this frame: an
+    error raised here keeps the frame in its traceback, in a reference cycle that only the cyclic GC frees, at any
+    later time and in any thread; a holder kept there would leave the loop (an epoll, a socket pair) open after the
+    thread ends, then have the GC finalize the loop, its sockets and the holder in no set order (an "unclosed" warning
+    when the holder is not first)."""
+    return _worker_loop().run_until_complete(make())
 
 
 def _graphql_error(status: int, code: str, message: str) -> JSONResponse:

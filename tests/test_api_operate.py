@@ -98,8 +98,13 @@ def test_request_id_in_header_and_every_log_line(served: tuple[str, Path]) -> No
                       headers={"x-request-id": "bad id with spaces"})
     rid = made.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", rid)
-    time.sleep(0.2)
-    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    deadline = time.monotonic() + 30  # the server writes its lines after answering: wait for them, however slow
+    while True:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        if time.monotonic() > deadline or ({rid, "trace-42.a"} <= {line["request_id"] for line in lines} and any(
+                line["logger"] == "semantic.access" and line["request_id"] == "trace-42.a" for line in lines)):
+            break
+        time.sleep(0.05)
     mine = [line for line in lines if line["request_id"] == rid]
     assert mine and all(line["level"] and line["time"].endswith("Z") for line in mine)
     access = [line for line in lines if line["logger"] == "semantic.access" and line["request_id"] == "trace-42.a"]

@@ -148,9 +148,8 @@ def test_ttl_and_stale_while_revalidate() -> None:
     stale = swr.get_or_run("b", recompute)
     assert stale.source is Source.EXACT and stale.table.column("v").to_pylist() == [1]  # served at once
     assert done.wait(5) and calls == [1]  # and refreshed once in the background
-    for _ in range(100):
-        if swr.peek("b") is not None:
-            break
+    deadline = time.monotonic() + 30  # the refresh stores its answer just after `done`: wait for it, however slow
+    while swr.peek("b") is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert swr.get_or_run("b", recompute).table.column("v").to_pylist() == [3] and calls == [1]
 
@@ -233,14 +232,17 @@ def test_the_holder_renews_its_lease_while_computing(redis_url: str) -> None:
     holder, waiter = ResultCache(open_store(redis_url), lease=0.3), ResultCache(open_store(redis_url), lease=0.3)
     calls: list[int] = []
 
+    computing = threading.Event()
+
     def slow() -> pa.Table:
         calls.append(1)
+        computing.set()  # the lease is taken
         time.sleep(1.0)  # three leases long
         return table(1)
 
     thread = threading.Thread(target=lambda: holder.get_or_run("q", slow))
     thread.start()
-    time.sleep(0.1)
+    assert computing.wait(30)
     assert waiter.get_or_run("q", slow).source is Source.INFLIGHT
     thread.join()
     assert calls == [1]

@@ -4,8 +4,10 @@ class path in a message. Also the limits on work per request and the concurrency
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -19,8 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from api.app import create_app
 from examples.shop.generate import generate
+from semantic.execute import SqlWarehouse
+from semantic.loader import load
+from semantic.service import Service
 from tests.serving import ROOT, serving
+from tests.tenants import Client
 
 SHOP = ROOT / "examples" / "shop"
 LIMITS = {"SEMANTIC_MAX_SPINE_ROWS": "1000", "SEMANTIC_MAX_KEYS": "5", "SEMANTIC_MAX_BODY_BYTES": "200000"}
@@ -298,3 +305,31 @@ def test_healthz_answers_while_a_300k_row_response_is_built(big: str) -> None:
     assert refused, "with one request at a time and no queue, a second request must be refused"
     assert refused[0].headers["retry-after"] == "1"
     assert refused[0].json()["errors"][0]["extensions"]["code"] == "OVERLOADED"
+
+
+def _descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_refused_request_leaves_no_event_loop_open_once_its_worker_ends(shop_file: Path) -> None:
+    """A body the GraphQL server cannot read fails on the worker thread's own event loop; that error's traceback,
+    which outlives the request in a reference cycle, must not keep the loop (an epoll and a socket pair) open
+    after the worker ends, until the cyclic GC frees it at some later time in some other thread."""
+    warehouse = SqlWarehouse(f"duckdb:///{shop_file}", read_only=True)
+    client = Client(create_app(Service(load(SHOP), warehouse)))
+    assert client.post("/graphql", json={"query": "{ catalog { name } }"}).status_code == 200  # schema and caches
+    gc.collect()
+    gc.disable()  # only reference counts free things now, as between two runs of the cyclic GC
+    try:
+        before = _descriptors()
+        for _ in range(10):
+            response = client.post("/graphql", content=b'{"query": "\xff\xfe{ catalog { name } }"}',
+                                   headers={"content-type": "application/json"})
+            assert response.status_code == 400 and response.json()["errors"][0]["extensions"]["code"] == \
+                "BAD_REQUEST"
+            for worker in [t for t in threading.enumerate() if t.name == "AnyIO worker thread"]:
+                worker.join()  # each request's runner stops its workers when it ends
+        assert _descriptors() == before
+    finally:
+        gc.enable()
+        warehouse.close()
