@@ -279,8 +279,12 @@ def test_healthz_answers_while_a_300k_row_response_is_built(big: str) -> None:
     result: dict[str, Any] = {}
 
     def fetch() -> None:
-        started = time.monotonic()
-        response = httpx.post(f"{big}/graphql", json={"query": "{ t { id g total } }"}, timeout=120)
+        while True:  # refused only while a probe below holds the one slot, if it came first on a loaded machine
+            started = time.monotonic()
+            response = httpx.post(f"{big}/graphql", json={"query": "{ t { id g total } }"}, timeout=120)
+            if response.status_code != 503:
+                break
+            time.sleep(0.05)
         result["rows"] = len(response.json()["data"]["t"])
         result["seconds"] = time.monotonic() - started
 
