@@ -307,8 +307,8 @@ class Service:
         table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
         tree, columns = build_training(view.model, checked, table_name, warehouse.dialect)
         sql = self._render(tree, warehouse.dialect, "this training set")
-        answer = self.run_arrow(sql, view.fingerprint, {table_name: checked.rows})
-        table = assemble(checked, answer, columns)
+        # The answer goes straight to `assemble`, which releases each of its columns once taken.
+        table = assemble(checked, self.run_arrow(sql, view.fingerprint, {table_name: checked.rows}), columns)
         return to_pandas(table) if pandas else table
 
 

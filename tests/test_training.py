@@ -45,12 +45,13 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from examples.shop.generate import generate
-from semantic.errors import QueryError, UnknownFieldError
+from semantic.errors import QueryError, UnknownFieldError, WarehouseError
 from semantic.execute import SqlWarehouse
 from semantic.features.request import FeatureRequest
-from semantic.features.training import Spine, build_training
+from semantic.features.training import Spine, assemble, build_training
 from semantic.loader import load
 from semantic.model import Model
+from semantic.plan.planner import OutputColumn
 from semantic.service import Service
 from semantic.sql.render import render
 
@@ -542,6 +543,25 @@ def test_every_row_once_in_order_typed(service: Service) -> None:
     frame = service.training_set("customer", spine, ["orders_last_30d", "orders_7d"], pandas=True)
     assert str(frame["orders_last_30d"].dtype) == "Int64" and str(frame["orders_7d"].dtype) == "Int64"
     assert frame["orders_last_30d"].isna().sum() == 2
+
+
+def test_answer_rows_in_any_order(model: Model) -> None:
+    """The statement has no ORDER BY: answer rows in any order are put in spine order by `spine_row`; an answer
+    missing a spine row, repeating one or naming one outside the spine is refused."""
+    spine = Spine.create(model, "customer", pa.table({"customer_id": [7, 8, 7, 9],
+                                                      "event_timestamp": [datetime(2024, 6, 1)] * 4}))
+    columns = [OutputColumn("orders_last_30d", "f0", "integer", "feature"), OutputColumn("region", "f1", "string",
+                                                                                         "feature")]
+    shuffled = pa.table({"spine_row": [2, 0, 3, 1], "f0": [12, 10, None, 11], "f1": ["c", "a", "d", "b"]})
+    result = assemble(spine, shuffled, columns)
+    assert result.column_names == ["customer_id", "event_timestamp", "orders_last_30d", "region"]
+    assert result.column("orders_last_30d").to_pylist() == [10, 11, 12, None]
+    assert result.column("region").to_pylist() == ["a", "b", "c", "d"]
+    assert result.column("customer_id").to_pylist() == [7, 8, 7, 9]
+    for rows in ([2, 0, 3], [2, 0, 2, 1], [2, 0, 4, 1], [-1, 0, 2, 1], [2, 0, None, 1]):
+        answer = pa.table({"spine_row": pa.array(rows, pa.int64()), "f0": [1] * len(rows), "f1": ["x"] * len(rows)})
+        with pytest.raises(WarehouseError, match="not each spine row once"):
+            assemble(spine, answer, columns)
 
 
 def test_spine_time_forms(service: Service) -> None:

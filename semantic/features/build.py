@@ -3,7 +3,9 @@
 A spine is a set of rows (`spine_row`, the entity's key columns, `spine_time`), each answered as of its own time t:
 a training set's spine is the caller's table registered for the statement; an online lookup's is a VALUES list of
 the requested keys, all at the request's time. Both are built here, by `_PointInTime`, so a value online is the
-value of the same (key, t) in a training set. The statement returns one row per spine row, ordered by `spine_row`.
+value of the same (key, t) in a training set. The statement returns one row per spine row: an online lookup's
+ordered by `spine_row`, a training set's in no order (`training.assemble` puts them in spine order in Arrow, which
+costs less memory than the warehouse sorting every feature column).
 
 Point-in-time rules:
 - metric feature: per event entity, one join of its rows to the spine on the key with `time <= t` (and
@@ -383,8 +385,8 @@ class _PointInTime:
 
     def build(self, names: Sequence[str], leading: Sequence[exp.Expr], spine_cte: exp.Select | None = None
               ) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
-        """SELECT `leading` (spine columns) and one column per feature FROM the spine, ordered by spine row;
-        `spine_cte`, when given, is the spine itself, as the first CTE."""
+        """SELECT `leading` (spine columns) and one column per feature FROM the spine, one row per spine row in no
+        order; `spine_cte`, when given, is the spine itself, as the first CTE."""
         entity = self.entity
         columns = tuple(OutputColumn(n, n, feature_type(self.model, entity, entity.features[n]), "feature",
                                      entity.features[n].description) for n in names)
@@ -415,7 +417,7 @@ class _PointInTime:
             ctes.insert(0, (self.spine, spine_cte))
         for name, cte in ctes:
             final = final.with_(ident(name), as_=cte, copy=False)
-        return final.order_by(_col(SPINE_ROW, SPINE), copy=False), columns
+        return final, columns
 
     @staticmethod
     def _join_on_row(select: exp.Select, cte: str) -> exp.Select:
@@ -427,8 +429,8 @@ class _PointInTime:
 def build_training(model: Model, entity: str, names: Sequence[str], table: str, dialect: str
                    ) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
     """The statement answering a training set over the spine rows registered as `table` (`spine_row`, the key
-    columns, `spine_time`), and its feature columns; it returns `spine_row` then one column per feature, ordered by
-    `spine_row`."""
+    columns, `spine_time`), and its feature columns; it returns `spine_row` then one column per feature, one row per
+    spine row in no order (the caller orders them by `spine_row`)."""
     builder = _PointInTime(model, model.entities[entity], table, asof=dialect in ASOF_DIALECTS)
     return builder.build(names, [_col(SPINE_ROW, SPINE)])
 
@@ -444,6 +446,7 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
         this=ident("requested"), columns=[ident(SPINE_ROW), *(ident(c) for c in entity.key)]))
     spine = exp.select(exp.Star(), exp.alias_(time_literal(at), ident(SPINE_TIME))).from_(values)
     select, features = builder.build(request.names, [_col(c, SPINE) for c in entity.key], spine)
+    select = select.order_by(_col(SPINE_ROW, SPINE), copy=False)  # a few requested keys: sorting them is free
     columns = tuple(OutputColumn(c, c, entity.dimensions[c].type, "key") for c in entity.key)
     return select, columns + features
 

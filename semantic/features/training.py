@@ -3,8 +3,10 @@
 A spine is an Arrow table holding the entity's key column(s), a time column and any other columns. The warehouse
 gets only what it needs, as a table registered for the one statement: `spine_row` (the row's position), the key
 columns and `spine_time`. The statement comes from the one point-in-time builder (`build.py`, which also answers
-online lookups) and is ordered by `spine_row`, so the output is the spine with one typed column per feature
-appended: every row once, in input order, duplicates kept, unknown keys null. This module checks spines, reads and
+online lookups) and returns one row per spine row in no order (no warehouse keeps an order without ORDER BY, and
+sorting every feature column was the largest share of DuckDB's peak memory); `assemble` puts them in spine order by
+`spine_row`, so the output is the spine with one typed column per feature appended: every row once, in input order,
+duplicates kept, unknown keys null. This module checks spines, reads and
 writes them (Parquet, CSV, Arrow IPC) and puts the answer back together with the caller's table.
 """
 
@@ -118,22 +120,46 @@ def _time_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def build_training(model: Model, spine: Spine, table: str, dialect: str) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
     """The statement answering a training-set request over the spine rows registered as `table`, and its feature
-    columns; the statement returns `spine_row` then one column per feature, ordered by `spine_row`."""
+    columns; the statement returns `spine_row` then one column per feature, one row per spine row in no order."""
     return build.build_training(model, spine.entity, spine.names, table, dialect)
 
 
 def assemble(spine: Spine, answer: pa.Table, columns: Sequence[OutputColumn]) -> pa.Table:
-    """The spine as given with the feature columns appended, each cast to its type (integers stay integers, with
-    nulls)."""
-    expected = pa.chunked_array([np.arange(spine.table.num_rows, dtype=np.int64)])
-    rows = answer.column(SPINE_ROW) if SPINE_ROW in answer.column_names else None
-    if rows is None or not pc.cast(rows, pa.int64()).equals(expected):
-        raise WarehouseError(f"the warehouse answered {answer.num_rows} rows for a spine of {spine.table.num_rows} "
-                             f"rows, or not in spine order")
+    """The spine as given with the feature columns appended in spine order, each cast to its type (integers stay
+    integers, with nulls). The answer's rows come in any order; each answer column is released once taken (the
+    caller passes the answer without keeping it)."""
+    order = _spine_order(answer, spine.table.num_rows)
+    values = {column.alias: answer.column(column.alias) for column in columns}
+    del answer
     table = spine.table
     for column in columns:
-        table = table.append_column(column.name, pc.cast(answer.column(column.alias), OUTPUT_TYPES[column.type]))
+        value = values.pop(column.alias)
+        if order is not None:
+            value = value.take(order)
+        table = table.append_column(column.name, pc.cast(value, OUTPUT_TYPES[column.type]))
     return table
+
+
+def _spine_order(answer: pa.Table, size: int) -> np.ndarray | None:
+    """The answer row of each spine row (None when the answer is in spine order already): `spine_row` must hold
+    each position 0..size-1 once, so its inverse permutation, O(n) in one int64 array, puts the rows in order."""
+    found = pc.cast(answer.column(SPINE_ROW), pa.int64()) if SPINE_ROW in answer.column_names else None
+    rows = found.to_numpy() if found is not None and found.null_count == 0 and len(found) == size else None
+    if rows is not None and size and (rows.min() < 0 or rows.max() >= size):
+        rows = None
+    if rows is not None:
+        seen = np.zeros(size, dtype=bool)
+        seen[rows] = True  # size positions, all in range and all seen: each exactly once
+        rows = rows if seen.all() else None
+    if rows is None:
+        raise WarehouseError(f"the warehouse answered {answer.num_rows} rows for a spine of {size} rows, not each "
+                             f"spine row once")
+    positions = np.arange(size, dtype=np.int64)
+    if np.array_equal(rows, positions):
+        return None
+    order = np.empty(size, dtype=np.int64)
+    order[rows] = positions
+    return order
 
 
 def to_pandas(table: pa.Table) -> Any:
