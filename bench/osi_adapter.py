@@ -9,6 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# The harness runs this file as a script, which puts bench/ first on the path, where bench/graphql.py would shadow
+# graphql-core: the project's root takes its place.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.cli.main import cli

@@ -335,6 +335,21 @@ def test_cli_compiles_runs_and_refuses(database: Path, tmp_path: Path) -> None:
     assert mixed.returncode == 2 and "--query-file is the whole query" in mixed.stderr
 
 
+def test_the_suite_adapter_runs_as_the_harness_runs_it(database: Path, tmp_path: Path) -> None:
+    """The OSI harness runs bench/osi_adapter.py as a script from the suite's folder: bench/ is then first on the
+    path, where bench/graphql.py once shadowed graphql-core and every case failed on import."""
+    model, query = tmp_path / "model.yaml", tmp_path / "q.json"
+    model.write_text(yaml.safe_dump(MODEL))
+    query.write_text(json.dumps(REVENUE))
+    ran = subprocess.run([sys.executable, str(ROOT / "bench" / "osi_adapter.py"), "sql", "--model", str(model),
+                          "--query-file", str(query), "--dialect", "duckdb"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    want = _rows(database, "SELECT c.region, SUM(o.amount) FROM orders o LEFT JOIN customers c "
+                           "ON o.customer_id = c.id GROUP BY 1")
+    _same(_rows(database, ran.stdout), want)
+
+
 def test_osi_query_on_our_own_model(duckdb_path: Path, tmp_path: Path) -> None:
     query = tmp_path / "q.json"
     query.write_text(json.dumps({"dimensions": ["customer.region"],
