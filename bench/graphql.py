@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
-import threading
 import time
 from typing import Any
 
-from bench.run import data_file, machine, ms, percentile, table
+from bench.run import data_file, machine, ms, percentile, start_server, table
 
 
 def _typed(limit: int) -> str:
@@ -84,20 +82,8 @@ def _server_times(schema: Any, context: dict[str, Any], document: str, repeat: i
 def _http_times(app: Any, documents: list[str], repeat: int, big: list[str], big_repeat: int
                 ) -> tuple[list[list[int]], list[list[int]]]:
     import httpx
-    import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    server, thread, port = start_server(app)
     try:
         with httpx.Client(timeout=120) as client:
             def timed(docs: list[str], times: int) -> list[list[int]]:

@@ -433,12 +433,10 @@ def bench_execution(service: Any, kinds: dict[str, Any], repeat: int) -> tuple[s
 
 # -- 3. GraphQL over HTTP ----------------------------------------------------------------------------------------------
 
-def bench_http(service: Any, hits: int, misses: int) -> str:
-    import httpx
+def start_server(app: Any) -> tuple[Any, threading.Thread, int]:
+    """One uvicorn worker for `app` on a free 127.0.0.1 port, in a thread; returns (server, thread, port): stop it
+    with `server.should_exit = True` and `thread.join()`."""
     import uvicorn
-
-    from api.app import create_app
-    from semantic.query import Order, SemanticQuery
 
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on accepted sockets whose proto is IPPROTO_TCP, and a
     # socket made with proto 0 would add a 40 ms Nagle/delayed-ACK stall to every keep-alive request.
@@ -446,7 +444,7 @@ def bench_http(service: Any, hits: int, misses: int) -> str:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))  # a free port, held from here on: no race with other processes
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -456,6 +454,16 @@ def bench_http(service: Any, hits: int, misses: int) -> str:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
+    return server, thread, port
+
+
+def bench_http(service: Any, hits: int, misses: int) -> str:
+    import httpx
+
+    from api.app import create_app
+    from semantic.query import Order, SemanticQuery
+
+    server, thread, port = start_server(create_app(service))
 
     url = f"http://127.0.0.1:{port}/graphql"
     payload = {"query": DASHBOARD}
