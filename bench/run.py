@@ -548,6 +548,7 @@ def main(argv: list[str] | None = None) -> None:
         kinds = {k: q for k, q in kinds.items() if k in args.kind}
 
     from semantic.execute import SqlWarehouse
+    from semantic.integrity import KeyGuard
     from semantic.loader import load
     from semantic.service import Service
 
@@ -572,7 +573,10 @@ def main(argv: list[str] | None = None) -> None:
         print(bench_compile(model, kinds, args.fresh, args.calls, budget_s=3.0))
         print()
 
-    service = Service(model, SqlWarehouse(f"duckdb:///{path}", read_only=True))  # other jobs may read it too
+    warehouse = SqlWarehouse(f"duckdb:///{path}", read_only=True)  # other jobs may read it too
+    # Guarded as served (the app and the CLI): refuses non-unique join keys, and its verdict on which optional joins
+    # found every row picks their shape (the check runs at the first compile, outside the timings).
+    service = Service(model, warehouse, integrity=KeyGuard(warehouse))
     if "2" in args.parts:
         print(f"# 2. execution on DuckDB, generated SQL vs hand-written (ms, median of {args.repeat} alternating "
               f"runs, no result cache)")

@@ -6,6 +6,11 @@ data is refused (`DataIntegrityError`, code DATA_INTEGRITY) instead of answered.
 seconds, so a table that gains a duplicate is noticed within that time and a clean one costs one statement per
 `max_age`. The columns checked are those the join's ON condition reads on the joined side, so any join the
 planner makes (whichever direction it follows a relationship) is checked on the columns it actually joins on.
+
+The same guard tells the SQL builder which LEFT joins found a row for every row they start from at the last check
+(`KeyGuard.matched`, one `... WHERE NOT EXISTS (...) LIMIT 1` per join and `max_age`). That verdict only picks the
+faster shape, never the answer: such a join is written inner with the orphans gated in by a count taken in the same
+statement (`semantic.sql.joins.gate_orphans`), exact whatever the data holds by then.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from semantic.model import Model
 from semantic.plan.planner import Plan, plan
 from semantic.plan.scope import Join, Scope
 from semantic.query import SemanticQuery
-from semantic.sql.joins import source_of
+from semantic.sql.joins import aliased, source_of
+from semantic.sql.render import render
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,37 @@ class KeyUse:
     @functools.cached_property
     def key(self) -> tuple[str, tuple[str, ...]]:
         return self.source.sql(), self.columns
+
+
+@dataclass(frozen=True)
+class Hop:
+    """A LEFT join of an aggregate: rows of `start` joined to `target` on `on`, each expected to find a row."""
+
+    entity: str  # the aggregated entity
+    alias: str  # the join's alias
+    start: exp.Expr  # the rows the join starts from (the base's or an earlier join's), aliased as `on` reads them
+    target: exp.Expr
+    on: exp.Expr
+
+    @functools.cached_property
+    def key(self) -> str:
+        return f"{self.start.sql()} / {self.target.sql()} / {self.on.sql()}"
+
+
+def plan_hops(model: Model, the_plan: Plan) -> list[Hop]:
+    """Every LEFT join of the plan's aggregates, with the rows it starts from."""
+    hops = []
+    for aggregate in the_plan.aggregates:
+        entities = {aggregate.entity: aggregate.entity, **{j.alias: j.entity for j in aggregate.joins}}
+        for join in aggregate.joins:
+            before = {c.table for c in join.on.find_all(exp.Column)} - {join.alias}
+            if join.kind != "left" or len(before) != 1 or not before <= entities.keys():
+                continue
+            (start,) = before
+            hops.append(Hop(aggregate.entity, join.alias,
+                            aliased(model.entities[entities[start]], start, model.dialect),
+                            aliased(model.entities[join.entity], join.alias, model.dialect), join.on))
+    return hops
 
 
 def _uses_of(model: Model, joins: Iterable[Join]) -> list[KeyUse]:
@@ -95,6 +132,8 @@ class KeyGuard:
         self.clock = clock
         self._verdicts: dict[tuple[str, tuple[str, ...]], tuple[float, tuple[tuple[object, ...], int] | None]] = {}
         self._plans: dict[int, tuple[Plan, list[KeyUse]]] = {}  # id(plan) -> (plan, what it joins)
+        self._reached: dict[str, tuple[float, bool]] = {}  # Hop.key -> (checked at, every row found its target)
+        self._hops: dict[int, tuple[Plan, list[Hop]]] = {}  # id(plan) -> (plan, its LEFT joins)
         self._lock = threading.Lock()
 
     def _duplicate(self, use: KeyUse, refresh: bool = False) -> tuple[tuple[object, ...], int] | None:
@@ -145,6 +184,35 @@ class KeyGuard:
                     self._plans.clear()
                 self._plans[id(the_plan)] = found
         self.check(found[1])
+
+    def matched(self, model: Model, the_plan: Plan) -> frozenset[tuple[str, str]]:
+        """(entity, alias) of the plan's LEFT joins that found a row for every row they start from when last
+        checked (within `max_age`); a check the warehouse cannot answer counts as not found."""
+        with self._lock:
+            found = self._hops.get(id(the_plan))
+        if found is None or found[0] is not the_plan:
+            found = (the_plan, plan_hops(model, the_plan))
+            with self._lock:
+                if len(self._hops) > 4096:
+                    self._hops.clear()
+                self._hops[id(the_plan)] = found
+        return frozenset((hop.entity, hop.alias) for hop in found[1] if self._reaches(hop))
+
+    def _reaches(self, hop: Hop) -> bool:
+        now = self.clock()
+        with self._lock:
+            found = self._reached.get(hop.key)
+        if found is not None and now - found[0] < self.max_age:
+            return found[1]
+        missing = exp.select(exp.Literal.number(1)).from_(hop.start.copy()).where(exp.Not(this=exp.Exists(
+            this=exp.select(exp.Literal.number(1)).from_(hop.target.copy()).where(hop.on.copy())))).limit(1)
+        try:
+            reached = not self.warehouse.run(render(missing, self.warehouse.dialect)).rows
+        except WarehouseError:
+            return False
+        with self._lock:
+            self._reached[hop.key] = (now, reached)
+        return reached
 
     def check_model(self, model: Model) -> list[str]:
         """Check every relationship target now (at start-up); the messages of the non-unique ones."""

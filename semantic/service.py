@@ -37,7 +37,7 @@ from semantic.plan.planner import OutputColumn, Plan, plan
 from semantic.plan.scope import ident
 from semantic.query import Filter, SemanticQuery
 from semantic.sql.build import build
-from semantic.sql.joins import aliased
+from semantic.sql.joins import GATED_DIALECTS, aliased
 from semantic.sql.render import DIALECTS, render
 
 
@@ -53,6 +53,7 @@ class Compiled:
     # measure columns (see `semantic.rollup.widen`); None when it cannot.
     widened: Plan | None = None
     widened_sql: str | None = None
+    matched: frozenset[tuple[str, str]] = frozenset()  # LEFT joins written inner, orphans gated in (build)
 
     @property
     def run_sql(self) -> str:
@@ -105,7 +106,8 @@ class Service:
 
     def compile(self, query: SemanticQuery, dialect: str | None = None, access: Access = TRUSTED) -> Compiled:
         """Plan and render a query as `access` may read it; repeated shapes come from the plan cache, shared by
-        readers whose policies resolve alike."""
+        readers whose policies resolve alike. The SQL is rebuilt when the integrity guard's verdict on which LEFT
+        joins found every row (`KeyGuard.matched`) has changed since it was built."""
         dialect = dialect or self.dialect
         if dialect not in DIALECTS:
             raise QueryError(f"unknown dialect {dialect!r}; use one of {', '.join(DIALECTS)}")
@@ -114,16 +116,21 @@ class Service:
         key = (canonical, dialect, view.fingerprint)
         with self._lock:
             found = self._plans.get(key)
-        if found is not None:
+        if found is None:
+            the_plan = plan(view.model, canonical)
+            if the_plan.fill is not None:
+                check_size(the_plan.fill)
+        else:
+            the_plan = found.plan
+        matched = self.integrity.matched(view.model, the_plan) \
+            if self.integrity is not None and dialect in GATED_DIALECTS else frozenset()
+        if found is not None and found.matched == matched:
             return found
-        the_plan = plan(view.model, canonical)
-        if the_plan.fill is not None:
-            check_size(the_plan.fill)
-        tree = build(the_plan, view.model)
-        compiled = Compiled(the_plan, tree, dialect, self._render(tree, dialect, "this query"))
+        tree = build(the_plan, view.model, matched)
+        compiled = Compiled(the_plan, tree, dialect, self._render(tree, dialect, "this query"), matched=matched)
         widened = rollup.widen(view.model, the_plan)
         if widened is not None:  # over the reader's view too: its rows are theirs only
-            widened_sql = self._render(build(widened, view.model), dialect, "this query")
+            widened_sql = self._render(build(widened, view.model, matched), dialect, "this query")
             compiled = replace(compiled, widened=widened, widened_sql=widened_sql)
         with self._lock:
             self._plans[key] = compiled

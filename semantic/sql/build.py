@@ -13,7 +13,9 @@ from semantic.plan.fill import Fill
 from semantic.plan.planner import SNAPSHOT, Aggregate, Plan
 from semantic.plan.scope import ident
 from semantic.plan.timemodel import truncate
-from semantic.sql.joins import joined, reuse_inner_joins
+from semantic.sql.joins import gate_orphans, joined, reuse_inner_joins
+
+Matched = frozenset[tuple[str, str]]
 
 
 def _col(alias: str, table: str | None = None) -> exp.Column:
@@ -34,14 +36,19 @@ def build_pick(agg: Aggregate, series: str) -> exp.Select:
     return select
 
 
-def build_aggregate(agg: Aggregate, model: Model) -> exp.Select:
+def build_aggregate(agg: Aggregate, model: Model, matched: Matched = frozenset()) -> exp.Select:
+    """One entity's measures over its rows; LEFT joins from it named in `matched` become inner joins with the
+    orphans gated in (`gate_orphans`)."""
     select = exp.select(*(exp.alias_(e, ident(a)) for a, e in (*agg.groups, *agg.measures)), copy=False)
     select = joined(select, model, model.entities[agg.entity], agg.joins)
     if agg.where is not None:
         select = select.where(agg.where, copy=False)
     if agg.groups:
         select = select.group_by(*(exp.Literal.number(i + 1) for i in range(len(agg.groups))), copy=False)
-    return reuse_inner_joins(select, model, model.entities[agg.entity])
+    base = model.entities[agg.entity]
+    select = reuse_inner_joins(select, model, base)
+    aliases = {alias for entity, alias in matched if entity == agg.entity}
+    return gate_orphans(select, base, aliases) if aliases else select
 
 
 def _stitch(plan: Plan, names: list[str]) -> exp.Select:
@@ -183,34 +190,35 @@ def build_ranged(agg: Aggregate, series: str) -> exp.Select:
         agg.after.copy())
 
 
-def build(plan: Plan, model: Model) -> exp.Select:
-    """The whole query for a plan over `model`'s entities."""
+def build(plan: Plan, model: Model, matched: Matched = frozenset()) -> exp.Select:
+    """The whole query for a plan over `model`'s entities. `matched`: (entity, join alias) pairs of LEFT joins from
+    an aggregated entity whose every row found its target when last checked (`semantic.integrity`)."""
     ctes: list[tuple[str, exp.Select, str]] = []
     names = []
     for agg in plan.aggregates:
         if agg.fine:
             series = f"{agg.windows[0].alias}_by_{agg.fine}"
-            ctes.append((series, build_aggregate(agg, model), f"Aggregate {agg.entity} per {agg.fine}"))
+            ctes.append((series, build_aggregate(agg, model, matched), f"Aggregate {agg.entity} per {agg.fine}"))
             names.append(f"{agg.windows[0].alias}_windows")
             ctes.append((names[-1], build_ranged(agg, series), agg.description))
             continue
         if agg.windows:
             series = f"{agg.entity}_series"
-            ctes.append((series, build_aggregate(agg, model), f"Aggregate {agg.entity} per period: "
+            ctes.append((series, build_aggregate(agg, model, matched), f"Aggregate {agg.entity} per period: "
                                                        f"{', '.join(a for a, _ in agg.measures)}"))
             names.append(f"{agg.entity}_windows")
             ctes.append((names[-1], build_windows(agg, series), agg.description))
             continue
         if agg.pick:
             series = f"{agg.entity}_{agg.pick}_by_time"
-            ctes.append((series, build_aggregate(agg, model), f"Aggregate {agg.entity} per time"))
+            ctes.append((series, build_aggregate(agg, model, matched), f"Aggregate {agg.entity} per time"))
             names.append(f"{agg.entity}_{agg.pick}")
             ctes.append((names[-1], build_pick(agg, series), f"Keep each group's {agg.pick} time: "
                                                              f"{', '.join(agg.outputs)}"))
             continue
         name = f"{agg.entity}_metrics" if agg.measures else f"{agg.entity}_values"
         names.append(name)
-        ctes.append((name, build_aggregate(agg, model), agg.description))
+        ctes.append((name, build_aggregate(agg, model, matched), agg.description))
     if len(plan.aggregates) == 1:
         source = names[0]
     else:
