@@ -331,21 +331,33 @@ def test_validate_reads_a_dbt_semantic_manifest(duckdb_path: Path) -> None:
 
 
 def test_validate_reads_an_osi_model(data_url: str, tmp_path: Path) -> None:
-    """The data checks on an OSI model (which keeps no lines): a misspelt column and customer 1 held by 2 rows;
-    what OSI refuses while mapping is reported with its OSI code."""
+    """The data checks on an OSI model, at the lines of its items: a misspelt column (line 16) and customer 1 held
+    by 2 rows (the relationship, line 18); what OSI refuses while mapping is reported with its OSI code and line,
+    every refusal in one run."""
     model = tmp_path / "shop.osi.yaml"
     model.write_text(OSI)
     run = semantic("validate", str(model), "--warehouse", data_url)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stdout + run.stderr
     assert run.stderr.splitlines()[0] == "error [BAD_MODEL]: 2 problems in the model:"
-    problems = _problems(run.stderr, model)[""]
-    assert "dimension orders.amount: column 'amont' does not exist in table 'orders'" in problems
-    assert "relationship orders -> customers: customers's key is not unique" in problems
-    assert "customer_id = 1 is held by 2 rows" in problems
+    problems = _problems(run.stderr, model)
+    assert "dimension orders.amount: column 'amont' does not exist in table 'orders'" in problems[":16"]
+    assert "relationship orders -> customers: customers's key is not unique" in problems[":18"]
+    assert "customer_id = 1 is held by 2 rows" in problems[":18"]
     model.write_text(OSI.replace("amont", "amount"))
     offline = semantic("validate", str(model), "--offline")
     assert offline.returncode == 0 and "shop: ok (2 entities" in offline.stdout, offline.stdout + offline.stderr
-    model.write_text(OSI.replace("SUM(orders.amount)", "orders.amount"))
+    model.write_text(OSI.replace("amont", "amount").replace("SUM(orders.amount)", "orders.amount")
+                     .replace("    primary_key: [order_id]\n", "    primary_key: [order_id]\n    grain: day\n")
+                     .replace("{name: order_id, expression: order_id,", "{name: order_id, expression: MAX(order_id),")
+                     + "  - {name: revenue, expression: COUNT(orders.order_id)}\n")
     refused = semantic("validate", str(model), "--warehouse", data_url)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert f"{model}: [E_NAME_NOT_FOUND] metric 'revenue'" in refused.stderr
+    assert refused.stderr.splitlines()[0] == "error [BAD_MODEL]: 5 problems in the model:", refused.stderr
+    problems = _problems(refused.stderr, model)
+    assert problems[":13"].startswith("[E_DEFERRED_KEY_REJECTED] dataset 'orders': key 'grain'"), problems
+    assert problems[":15"].startswith("[E_AGGREGATE_IN_FIELD] field orders.order_id"), problems
+    assert problems[":21"].startswith("[E_NAME_NOT_FOUND] metric 'revenue'"), problems
+    assert problems[":22"].startswith("[E_DUPLICATE_NAME] metric 'revenue' is declared twice"), problems
+    assert "customer_id = 1 is held by 2 rows" in problems[":19"]  # the data checks still ran
+    first = semantic("compile", str(model), "--metric", "revenue")  # a query sees the first, with its code
+    assert first.returncode == 2 and "error [E_DEFERRED_KEY_REJECTED]: dataset 'orders': key" in first.stderr

@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from semantic.errors import Issue, ModelError
 from semantic.interop.dbt import is_dbt, read_dbt, read_dbt_issues
 from semantic.interop.osi_model import OsiError, OsiModel, is_osi, read_issues
 from semantic.interop.osi_model import read as read_osi
-from semantic.loader import _LineLoader, load, read
+from semantic.loader import _read_yaml, load, read
 from semantic.model import Model
 
 
@@ -22,37 +20,32 @@ def load_any(path: str | Path) -> OsiModel:
     manifest (`semantic_manifest.json`, or YAML with `semantic_models:`); seen through OSI's global metric names."""
     root = Path(path)
     if root.is_file() and root.suffix in (".yaml", ".yml", ".json"):
-        document = _document(root)
-        if is_osi(document):
-            return read_osi(document, str(root))
-        if is_dbt(document):  # read again keeping lines, so what cannot be mapped is reported at file:line
-            lines = yaml.load(root.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader with line numbers
-            return OsiModel.of(read_dbt(lines, str(root)))
+        document, problems = _document(root)
+        if is_osi(document) or is_dbt(document):
+            if problems:
+                raise ModelError(problems)
+            return read_osi(document, str(root)) if is_osi(document) else OsiModel.of(read_dbt(document, str(root)))
     return OsiModel.of(load(root))
 
 
 def read_any(path: str | Path) -> tuple[Model | None, list[Issue]]:
-    """What `load_any` reads, with every problem found at once where the format allows, and the model beside them
-    (so the data checks run on a model with problems too): ours and dbt manifests keep file:line and every issue;
-    an OSI model keeps validation's issues, but a refusal while mapping it (with its OSI code) stops there, and
-    then there is no model."""
+    """What `load_any` reads, with every problem found at once and the model beside them (so the data checks run
+    on a model with problems too), each at file:line where the file has lines (YAML; JSON has none here). An OSI
+    refusal carries its code; an OSI document that is not a model at all gives no model."""
     root = Path(path)
     if root.is_file() and root.suffix in (".yaml", ".yml", ".json"):
-        try:
-            document = _document(root)
-        except ModelError:
-            document = None  # ours reports it, with its line
+        document, problems = _document(root)
         if is_osi(document):
             try:
                 osi, issues = read_issues(document, str(root))
             except OsiError as error:
-                return None, [Issue(f"[{error.code}] {error.message}", str(root))]
+                return None, [*problems, Issue(f"[{error.code}] {error.message}", str(root), error.line)]
             except ModelError as error:
-                return None, list(error.issues)
-            return osi.model, issues
+                return None, [*problems, *error.issues]
+            return osi.model, [*problems, *issues]
         if is_dbt(document):
-            lines = yaml.load(root.read_text(), Loader=_LineLoader)  # noqa: S506 - a SafeLoader with line numbers
-            return read_dbt_issues(lines, str(root))
+            model, issues = read_dbt_issues(document, str(root))
+            return model, [*problems, *issues]
     return read(root)
 
 
@@ -65,9 +58,13 @@ def read_json(path: str | Path, what: str) -> Any:
         raise OsiError("E_INVALID_QUERY", f"{what} {path}:{error.lineno}: invalid JSON: {error.msg}") from None
 
 
-def _document(path: Path) -> Any:
+def _document(path: Path) -> tuple[Any, list[Issue]]:
+    """The document and the problems of the file itself, read with lines (and keys given twice noted) by the YAML
+    reader, which reads JSON too; JSON it cannot read (a tab in the indentation) is read by json, without lines."""
+    document, problems = _read_yaml(path)
+    if path.suffix != ".json" or document is not None or not problems:
+        return document, problems
     try:
-        text = path.read_text()
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise ModelError([Issue(f"cannot parse: {error}", str(path))]) from None
+        return json.loads(path.read_text()), []
+    except json.JSONDecodeError as error:
+        return None, [Issue(f"invalid JSON: {error.msg}", str(path), error.lineno)]
