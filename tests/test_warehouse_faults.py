@@ -56,12 +56,10 @@ def _by_region(rows: list[list[Any]]) -> dict[str | None, tuple[float | None, in
     return {r[0]: (None if r[1] is None else round(float(r[1]), 2), int(r[2])) for r in rows}
 
 
-def _load(url: str, clients: int, running: threading.Event) -> list[Answer]:
+def _load(url: str, clients: int, running: threading.Event, answers: list[Answer], lock: threading.Lock) -> None:
     """Clients asking, until `running` is cleared, a question no one asked before (so each one reaches the
-    warehouse rather than the result cache)."""
-    answers: list[Answer] = []
+    warehouse rather than the result cache); each answer appended to `answers` under `lock`."""
     counter = iter(range(10**9))
-    lock = threading.Lock()
 
     def client() -> None:
         with httpx.Client(timeout=60) as http:
@@ -78,7 +76,18 @@ def _load(url: str, clients: int, running: threading.Event) -> list[Answer]:
     with ThreadPoolExecutor(clients) as pool:
         for _ in range(clients):
             pool.submit(client)
-    return answers
+
+
+def _wait_for(answers: list[Answer], lock: threading.Lock, count: int, since: float) -> None:
+    """Until `count` answers asked at `since` or later have come back (phases last as long as a loaded machine
+    needs, not a fixed time)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with lock:
+            if sum(a.sent >= since for a in answers) >= count:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} answers in 120 s")
 
 
 def test_a_warehouse_stopped_under_load_is_unavailable_then_recovers(postgres: PostgresServer,
@@ -87,18 +96,20 @@ def test_a_warehouse_stopped_under_load_is_unavailable_then_recovers(postgres: P
     running.set()
     log = tmp_path / "server.log"
     with server_process(ROOT / "examples" / "shop", postgres.url(DATABASE, USER), log) as (url, _):
+        answers: list[Answer] = []
+        lock = threading.Lock()
         with ThreadPoolExecutor(1) as background:
-            load = background.submit(_load, url, 8, running)
-            time.sleep(3)
+            load = background.submit(_load, url, 8, running, answers, lock)
+            _wait_for(answers, lock, 25, 0)
             stopping = time.monotonic()
             postgres.stop("fast")  # sessions are terminated: statements running now are cut
             stopped = time.monotonic()
-            time.sleep(3)
+            _wait_for(answers, lock, 25, stopped)
             postgres.start()
             started = time.monotonic()
-            time.sleep(6)
+            _wait_for(answers, lock, 25, started + 3)
             running.clear()
-            answers = load.result()
+            load.result()
         healthy = httpx.get(f"{url}/healthz", timeout=10).status_code
     assert healthy == 200
 
