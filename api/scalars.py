@@ -14,9 +14,11 @@ exact digits (`"4949314.81"`), as no JSON reader keeps a decimal number exact.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import repeat
+from operator import contains
 from typing import Any, NewType
 
 import strawberry
@@ -39,7 +41,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema_converter import CustomGraphQLEnumType
 from strawberry.types.scalar import ScalarDefinition
 
-from api.shaping import integers_within, unchanged_when
+from api.shaping import converted_when, integers_within, unchanged_when
 from semantic.types import ValueType
 
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -126,6 +128,19 @@ def _literal_decimal(node: ValueNode, _variables: Any = None) -> Decimal:
         return parse_decimal(node.value)
     raise _invalid("Decimal", getattr(node, "value", node.kind), "give a number or a string of digits")
 
+
+def _decimals_as_text(kinds: set[type], values: Sequence[Any]) -> list[str] | None:
+    """`serialize_decimal` of a column of finite Decimals, in C: `str`, which writes the same digits unless it
+    chooses exponent form (`1E+3`, `1.2E-7`), else `format(value, "f")` (twice the time)."""
+    if kinds != {Decimal} or not all(map(Decimal.is_finite, values)):
+        return None
+    texts = list(map(str, values))
+    if any(map(contains, texts, repeat("E"))):
+        return list(map(format, values, repeat("f")))
+    return texts
+
+
+converted_when(serialize_decimal, _decimals_as_text)
 
 DECIMAL = ScalarDefinition(
     name="Decimal",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from typing import Annotated, Any, cast
 
 import anyio.to_thread
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLFloat, get_named_type
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
@@ -26,7 +27,7 @@ from api.limits import extensions as document_limits
 from api.names import camel, pascal
 from api.observe import count_error
 from api.scalars import SCALARS, Dialect, Fill, Long, NameValues, Temporal, accept_old_spellings, scalar_of
-from api.shaping import FastExecutor, Field, Rows, collect, plain_objects
+from api.shaping import FastExecutor, Field, Rows, collect, leaves, plain_objects
 from semantic import settings
 from semantic.access import ANONYMOUS, Access
 from semantic.errors import ForbiddenError, QueryError
@@ -188,10 +189,24 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
+def json_rows(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as JSON arrays, dates and times as ISO 8601 text. Only a column that holds one (its set of value types,
+    made in C, says so) is converted value by value; the others are copied in C."""
+    if not rows:
+        return []
+    columns = list(zip(*rows, strict=True))
+    timed = [i for i, column in enumerate(columns) if any(issubclass(kind, date) for kind in set(map(type, column)))]
+    if not timed:
+        return list(map(list, rows))
+    for i in timed:
+        columns[i] = tuple(map(_iso, columns[i]))
+    return list(map(list, zip(*columns, strict=True)))
+
+
 def result_type(result: Result, truncated: bool = False) -> QueryResult:
     return QueryResult(
         columns=[ResultColumn(name=c.name, type=c.type) for c in result.columns],
-        rows=JSON([[_iso(v) for v in row] for row in result.rows]),
+        rows=JSON(json_rows(result.rows)),
         sql=result.sql,
         cache=CacheInfo(hit=result.cache_hit, key=result.cache_key, source=CacheSource(result.cache_source.value)),
         truncated=truncated,
@@ -206,13 +221,17 @@ def cache_facts(result: Result) -> dict[str, Any]:
 MAX_ROWS = 100_000  # per request unless the app says otherwise (`serve --max-rows`)
 
 
-def _run_capped(info: strawberry.Info, query: SemanticQuery, exact: bool = False) -> tuple[Result, bool]:
+async def _run_capped(info: strawberry.Info, query: SemanticQuery, exact: bool | Collection[str] = False
+                      ) -> tuple[Result, bool]:
     """Run a query asking for one row more than the server's maximum, so a cut is known, never silent; `exact`
-    keeps decimals as `Decimal` (typed fields)."""
+    keeps decimals as `Decimal` (`Service.query`). From memory at once when it can be, else in a worker thread."""
     cap: int = info.context.get("max_rows", MAX_ROWS)
     if query.limit is None or query.limit > cap:
         query = replace(query, limit=cap + 1)
-    result = _service(info).query(query, _access(info), exact=exact)
+    service, access = _service(info), _access(info)
+    result = service.from_memory(query, access, exact=exact)
+    if result is None:
+        result = await anyio.to_thread.run_sync(lambda: service.query(query, access, exact=exact))
     if len(result.rows) <= cap:
         return result, False
     return replace(result, rows=result.rows[:cap]), True
@@ -475,7 +494,7 @@ class SchemaConverter:
                         where: WhereText = None, order_by: OrderItems = None, limit: Limit = None,
                         offset: Offset = None, timezone: TimeZone = None, fill: FillArgument = None) -> Any:
             q = _generic(metrics, dimensions, where, order_by, limit, offset, timezone, fill)
-            return await anyio.to_thread.run_sync(lambda: result_type(*_run_capped(info, q)))
+            return result_type(*await _run_capped(info, q))
 
         def compile_(info: strawberry.Info, metrics: Metrics = None, dimensions: Dimensions = None,
                      where: WhereText = None, order_by: OrderItems = None, limit: Limit = None,
@@ -524,7 +543,8 @@ class SchemaConverter:
                 order_by=tuple(converter.orders_of(entity, order_by or [], items)),
                 limit=limit, offset=offset, timezone=timezone,
             )
-            result, truncated = await anyio.to_thread.run_sync(lambda: _run_capped(info, q, exact=True))
+            exact = _exact_items(fields, items)
+            result, truncated = await _run_capped(info, q, exact=exact)
             _note_truncated(info, truncated)
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
@@ -709,6 +729,14 @@ def _generic(metrics: list[str] | None, dimensions: list[str] | None, where: str
         order_by=tuple(Order.parse(o) for o in order_by or ()), limit=limit, offset=offset, timezone=timezone,
         fill=cast(str, fill.value) if fill is not None else None,
     )
+
+
+def _exact_items(fields: tuple[Field, ...], items: list[tuple[tuple[str, ...], str, str]]) -> set[str]:
+    """The items a typed field reads as `Decimal`: all but those of `Float` fields, whose decimals become floats
+    as graphql-core's `Float` makes them (`float(value)`, correctly rounded), but converted column by column
+    with the cached rows instead of on every request."""
+    floats = {path for path, field in leaves(fields) if get_named_type(field.type) is GraphQLFloat}
+    return {text for path, _, text in items if path not in floats}
 
 
 def _rows(result: Result, fields: tuple[Field, ...], items: list[tuple[tuple[str, ...], str, str]]) -> Rows:

@@ -23,13 +23,13 @@ property test in `tests/test_shaping.py` compares the two over generated documen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
-from itertools import repeat
+from functools import lru_cache, partial
+from itertools import starmap
 from math import isfinite
-from operator import is_not, itemgetter
+from operator import is_not
 from types import NoneType
 from typing import Any
 
@@ -108,6 +108,15 @@ class _Collect:
 Path = tuple[str, ...]
 
 
+def leaves(fields: tuple[Field, ...], path: Path = ()) -> Iterator[tuple[Path, Field]]:
+    """The leaf fields of a selection (`__typename` too) with their response paths below the row."""
+    for field in fields:
+        if field.children is None:
+            yield (*path, field.key), field
+        else:
+            yield from leaves(field.children, (*path, field.key))
+
+
 class Rows:
     """A row field's answer: result rows (tuples) and the selection they answer. `column(path, field)` is the index
     of the column a leaf reads (`path` is its response path below the row); iterated, it gives graphql-core the
@@ -116,6 +125,7 @@ class Rows:
     def __init__(self, fields: tuple[Field, ...], rows: Sequence[tuple[Any, ...]],
                  column: Callable[[Path, Field], int], plain: Callable[[tuple[Any, ...]], Any]) -> None:
         self.fields, self.rows, self.column, self.plain = fields, rows, column, plain
+        self._transposed: list[tuple[Any, ...]] | None = None
 
     def __iter__(self) -> Iterator[Any]:
         return map(self.plain, self.rows)
@@ -133,11 +143,13 @@ class Rows:
 
     def _objects(self, object_type: GraphQLObjectType, fields: tuple[Field, ...], path: Path
                  ) -> list[dict[str, Any]] | None:
-        """One object per row; each field's values taken whole (a column, a nested list, a constant), then zipped
-        into the rows' dicts in C."""
-        rows, count = self.rows, len(self.rows)
+        """One object per row; each field's values taken whole (a column, a nested list, a constant), then made
+        into the rows' dicts by one function call per row."""
+        count = len(self.rows)
+        if not count:
+            return []
         keys: list[str] = []
-        values: list[Iterable[Any]] = []
+        values: list[Sequence[Any]] = []
         straight: list[int] = []  # the row's columns that the fields read unchanged
         for field in fields:
             keys.append(field.key)
@@ -151,50 +163,67 @@ class Rows:
                 values.append(nested)
             else:
                 index = self.column((*path, field.key), field)
-                coerced = coerce_column(field.type, partial(map, itemgetter(index), rows))
+                column = self._columns()[index]
+                coerced = coerce_column(field.type, column)
                 if coerced is None:
                     return None
                 if coerced is _UNCHANGED_COLUMN:
                     straight.append(index)
-                    values.append(map(itemgetter(index), rows))
+                    values.append(column)
                 else:
                     values.append(coerced)
         if not keys:
             return [{} for _ in range(count)]
-        if len(straight) == len(keys) and len(keys) > 1:  # the common case: rows' columns, picked in C
-            return list(map(dict, map(zip, repeat(keys), map(itemgetter(*straight), rows))))
-        return list(map(dict, map(zip, repeat(keys), zip(*values, strict=True))))
+        if len(straight) == len(keys):  # the common case: each object straight from its row's columns
+            return list(starmap(_object_maker(tuple(keys), tuple(straight), len(self.rows[0])), self.rows))
+        return list(starmap(_object_maker(tuple(keys), tuple(range(len(keys))), len(keys)),
+                            zip(*values, strict=True)))
+
+    def _columns(self) -> list[tuple[Any, ...]]:
+        """The rows' columns, transposed once (in C): each check below then reads a tuple, not every row."""
+        if self._transposed is None:
+            self._transposed = list(zip(*self.rows, strict=True))
+        return self._transposed
+
+
+@lru_cache(maxsize=256)
+def _object_maker(keys: tuple[str, ...], columns: tuple[int, ...], width: int) -> Callable[..., dict[str, Any]]:
+    """A function of a row's `width` values that makes the object of `keys`, the value of each read from its column:
+    a dict display, the fastest way CPython builds a dict (half the time of `dict(zip(keys, row))`). Its source is
+    made here, as `collections.namedtuple` makes its methods'; keys are GraphQL names, written with `repr`."""
+    names = [f"_{i}" for i in range(width)]
+    display = ", ".join(f"{key!r}: {names[column]}" for key, column in zip(keys, columns, strict=True))
+    maker: Callable[..., dict[str, Any]] = eval(f"lambda {', '.join(names)}: {{{display}}}", {})  # noqa: S307
+    return maker
 
 
 _UNCHANGED_COLUMN: list[Any] = []  # coerce_column's answer for a column its type returns value for value
 
 
-def coerce_column(field_type: GraphQLOutputType, column: Callable[[], Iterator[Any]]) -> list[Any] | None:
-    """Column values (`column()` iterates them) as graphql-core completes them for `field_type`, nulls staying
-    null: `_UNCHANGED_COLUMN` if they are the values themselves, None if one of them would be an error."""
+def coerce_column(field_type: GraphQLOutputType, column: Sequence[Any]) -> list[Any] | None:
+    """Column values as graphql-core completes them for `field_type`, nulls staying null: `_UNCHANGED_COLUMN` if
+    they are the values themselves, None if one of them would be an error."""
     leaf: GraphQLLeafType = get_named_type(field_type)  # type: ignore[assignment]
-    kinds = set(map(type, column()))
-    if is_non_null_type(field_type) and NoneType in kinds:
+    kinds = set(map(type, column))
+    nulls = NoneType in kinds
+    if nulls and is_non_null_type(field_type):
         return None
     coerce = leaf.coerce_output_value
     present = kinds - {NoneType}
-
-    def values() -> Iterator[Any]:
-        return filter(partial(is_not, None), column())
-
+    values = list(filter(partial(is_not, None), column)) if nulls else column
     unchanged = _UNCHANGED.get(coerce)
     if unchanged is not None and unchanged(present, values):
         return _UNCHANGED_COLUMN
     convert = _CONVERTED.get(coerce)
     converted = convert(present, values) if convert is not None else None
     if converted is not None:
-        if NoneType not in kinds:
+        if not nulls:
             return converted
         each = iter(converted)
-        return [None if value is None else next(each) for value in column()]
+        return [None if value is None else next(each) for value in column]
     out: list[Any] = []
     try:
-        for value in column():
+        for value in column:
             if value is None:
                 out.append(None)
                 continue
@@ -207,9 +236,9 @@ def coerce_column(field_type: GraphQLOutputType, column: Callable[[], Iterator[A
     return out
 
 
-ColumnCheck = Callable[[set[type], Callable[[], Iterator[Any]]], bool]
-"""(the types of a column's values, nulls left out; an iterator over them) -> whether a scalar's coercion returns
-every one of them unchanged. Checks run in C (a set of types, min and max, isfinite), never a call per value."""
+ColumnCheck = Callable[[set[type], Sequence[Any]], bool]
+"""(the types of a column's values, nulls left out; those values) -> whether a scalar's coercion returns every one
+of them unchanged. Checks run in C (a set of types, min and max, isfinite), never a call per value."""
 
 # By the coercion function itself, so a scalar whose function changes (in the schema or in graphql-core) is no
 # longer passed whole: its values go through the new function, one by one.
@@ -222,9 +251,9 @@ def unchanged_when(coerce: Callable[[Any], Any], check: ColumnCheck) -> None:
     _UNCHANGED[coerce] = check
 
 
-ColumnConversion = Callable[[set[type], Callable[[], Iterator[Any]]], list[Any] | None]
-"""(the types of a column's values, nulls left out; an iterator over them) -> what a scalar's coercion makes of each
-of them, in order, computed in C; None where it cannot tell (the values then go through the coercion one by one)."""
+ColumnConversion = Callable[[set[type], Sequence[Any]], list[Any] | None]
+"""(the types of a column's values, nulls left out; those values) -> what a scalar's coercion makes of each of
+them, in order, computed in C; None where it cannot tell (the values then go through the coercion one by one)."""
 
 _CONVERTED: dict[Callable[[Any], Any], ColumnConversion] = {}
 
@@ -234,12 +263,12 @@ def converted_when(coerce: Callable[[Any], Any], conversion: ColumnConversion) -
     _CONVERTED[coerce] = conversion
 
 
-def _decimals_as_floats(kinds: set[type], values: Callable[[], Iterator[Any]]) -> list[Any] | None:
+def _decimals_as_floats(kinds: set[type], values: Sequence[Any]) -> list[Any] | None:
     """graphql-core's `Float` makes a Decimal `float(value)` when that is finite (and refuses it otherwise)."""
     if kinds != {Decimal}:
         return None
     try:
-        floats = list(map(float, values()))
+        floats = list(map(float, values))
     except ValueError:  # a signalling NaN: refused, value by value
         return None
     return floats if all(map(isfinite, floats)) else None
@@ -248,8 +277,8 @@ def _decimals_as_floats(kinds: set[type], values: Callable[[], Iterator[Any]]) -
 def integers_within(low: int, high: int) -> ColumnCheck:
     """A check for an integer scalar: every value an int (not a bool) from `low` to `high`."""
 
-    def check(kinds: set[type], values: Callable[[], Iterator[Any]]) -> bool:
-        return not kinds or (kinds == {int} and min(values()) >= low and max(values()) <= high)
+    def check(kinds: set[type], values: Sequence[Any]) -> bool:
+        return not kinds or (kinds == {int} and min(values) >= low and max(values) <= high)
 
     return check
 
@@ -259,7 +288,7 @@ unchanged_when(GraphQLID.coerce_output_value, lambda kinds, _: kinds <= {str})
 unchanged_when(GraphQLBoolean.coerce_output_value, lambda kinds, _: kinds <= {bool})
 unchanged_when(GraphQLInt.coerce_output_value, integers_within(GRAPHQL_MIN_INT, GRAPHQL_MAX_INT))
 unchanged_when(GraphQLFloat.coerce_output_value,
-               lambda kinds, values: kinds <= {float} and all(map(isfinite, values())))
+               lambda kinds, values: kinds <= {float} and all(map(isfinite, values)))
 converted_when(GraphQLFloat.coerce_output_value, _decimals_as_floats)
 
 

@@ -116,6 +116,17 @@ class ResultCache:
         found = self._read(key)
         return found[0] if found is not None and not found[1] else None
 
+    def fresh_version(self, key: str) -> float | None:
+        """The version of the fresh entry under `key` when the store is this process's memory, where reading it
+        waits on nothing (its header only: the table is not decoded); else None. Counts nothing."""
+        if not self.enabled or not isinstance(self.store, MemoryStore):
+            return None
+        data = self.store.get(key)
+        if data is None or len(data) < _HEADER.size:
+            return None
+        magic, fresh_until = _HEADER.unpack_from(data)
+        return fresh_until if magic == _MAGIC and self._clock() < fresh_until else None
+
     def _read(self, key: str) -> tuple[pa.Table, bool, float] | None:
         """(table, stale, version) when the store has an entry."""
         data = self.store.get(key)

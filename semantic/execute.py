@@ -9,7 +9,7 @@ ADBC, Arrow end to end (spines in by binary COPY); other drivers answer as rows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,11 +45,13 @@ class Table:
         return [row[index] for row in self.rows]
 
     @classmethod
-    def of(cls, arrow: pa.Table, exact: bool = False) -> Table:
+    def of(cls, arrow: pa.Table, exact: bool | Sequence[bool] = False) -> Table:
         """An Arrow table's rows as plain Python values; decimal columns are converted whole (a cast per column,
         not a Python call per value: cached answers are converted on every hit), or with `exact` kept as
-        `Decimal` (for consumers that type them exactly: GraphQL's `Decimal`)."""
-        columns = [_plain_column(col, exact) for col in arrow.columns]
+        `Decimal` (for consumers that type them exactly: GraphQL's `Decimal`): every column, or column by column
+        (one flag each)."""
+        flags = [exact] * arrow.num_columns if isinstance(exact, bool) else exact
+        columns = [_plain_column(col, keep) for col, keep in zip(arrow.columns, flags, strict=True)]
         return cls(tuple(arrow.column_names), tuple(zip(*columns, strict=True)) if columns else ())
 
 

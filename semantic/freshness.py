@@ -39,6 +39,11 @@ class Freshness:
         ttls = [t for t in found if t is not None]
         return min(ttls) if ttls else self.model.cache.ttl
 
+    def settled(self) -> bool:
+        """No refresh key is due: `check` would run nothing."""
+        now = self._clock()
+        return all(now < self._due.get(e.name, 0.0) for e in self._keyed)
+
     def check(self, warehouse: Warehouse) -> None:
         """Run the refresh keys that are due; drop the entries of each entity whose key changed. One thread at a
         time checks; the others go on at once rather than wait for it."""

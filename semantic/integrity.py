@@ -214,6 +214,24 @@ class KeyGuard:
             self._reached[hop.key] = (now, reached)
         return reached
 
+    def settled(self, the_plan: Plan, matched: frozenset[tuple[str, str]] | None) -> bool:
+        """`check_plan` would pass, and `matched` would answer `matched` (None: not asked, the dialect is not
+        gated), both without a statement: what the plan joins is known and every verdict on it fresh."""
+        now = self.clock()
+        with self._lock:
+            uses, hops = self._plans.get(id(the_plan)), self._hops.get(id(the_plan))
+            if uses is None or uses[0] is not the_plan or (matched is not None and (
+                    hops is None or hops[0] is not the_plan)):
+                return False
+            verdicts = [self._verdicts.get(use.key) for use in uses[1]]
+            reached = [(hop, self._reached.get(hop.key)) for hop in hops[1]] if hops is not None else []
+        if not all(v is not None and now - v[0] < self.max_age and v[1] is None for v in verdicts):
+            return False
+        if matched is None:
+            return True
+        return all(r is not None and now - r[0] < self.max_age for _, r in reached) and frozenset(
+            (hop.entity, hop.alias) for hop, r in reached if r is not None and r[1]) == matched
+
     def check_model(self, model: Model) -> list[str]:
         """Check every relationship target now (at start-up); the messages of the non-unique ones."""
         problems = []

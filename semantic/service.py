@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -31,6 +31,7 @@ from semantic.features.request import FeatureRequest, feature_names
 from semantic.features.training import Spine, assemble, build_training, to_pandas
 from semantic.freshness import Freshness
 from semantic.integrity import KeyGuard, feature_uses
+from semantic.metrics import CACHE_HITS
 from semantic.model import Model
 from semantic.plan.fill import check_size
 from semantic.plan.planner import OutputColumn, Plan, plan
@@ -79,6 +80,16 @@ class Result:
         return [dict(zip(names, row, strict=True)) for row in self.rows]
 
 
+def _wanted(compiled: Compiled, query: SemanticQuery, exact: bool | Collection[str]
+            ) -> tuple[tuple[OutputColumn, ...], tuple[int, ...], tuple[bool, ...]]:
+    """The columns a query asked for (dimensions first, then metrics), their indices among the plan's, and
+    whether each keeps its decimals exact."""
+    by_name = {c.name: (i, c) for i, c in enumerate(compiled.plan.columns)}
+    wanted = [by_name[name] for name in (*query.dimensions, *query.metrics)]
+    keep = tuple(exact if isinstance(exact, bool) else c.name in exact for _, c in wanted)
+    return tuple(c for _, c in wanted), tuple(i for i, _ in wanted), keep
+
+
 class Service:
     def __init__(self, model: Model, warehouse: Warehouse | None, cache: ResultCache | None = None,
                  plan_cache_size: int = 1024, *, rollups: bool = True,
@@ -92,8 +103,8 @@ class Service:
         self.views = Views(model)
         self._plans: LRUCache[tuple[SemanticQuery, str, str], Compiled] = LRUCache(maxsize=plan_cache_size)
         self._sources: LRUCache[str, tuple[str, Plan] | None] = LRUCache(maxsize=4096)  # index member -> plan
-        self._converted: LRUCache[tuple[str, float, tuple[int, ...], bool], tuple[tuple[Any, ...], ...]] = LRUCache(
-            maxsize=256)
+        self._converted: LRUCache[tuple[str, float, tuple[int, ...], tuple[bool, ...]],
+                                  tuple[tuple[Any, ...], ...]] = LRUCache(maxsize=256)
         self._lock = threading.Lock()
 
     @property
@@ -173,16 +184,17 @@ class Service:
         key = result_key(sql, f"{warehouse.identity} (arrow)", scope)  # never a key run_sql keeps a Table under
         return self.cache.get_or_run(key, lambda: warehouse.arrow_with(sql, tables or {}), store=False).table
 
-    def query(self, query: SemanticQuery, access: Access = TRUSTED, *, exact: bool = False) -> Result:
-        """The answer to `query` as `access` may read it; decimals as floats, or with `exact` as `Decimal`."""
+    def query(self, query: SemanticQuery, access: Access = TRUSTED, *,
+              exact: bool | Collection[str] = False) -> Result:
+        """The answer to `query` as `access` may read it; decimals as floats, or with `exact` as `Decimal`: all of
+        them, or those of the items named (`order.revenue`)."""
         compiled = self.compile(query, access=access)
         if self.integrity is not None:
             self.integrity.check_plan(self.model, compiled.plan)
         scope = self.view(access).fingerprint
         use_rollups = self.rollups and self.cache.enabled
-        sql = compiled.run_sql if use_rollups else compiled.sql
         alternative = (lambda: self._roll_up(compiled, scope)) if use_rollups else None
-        lookup = self.run_sql(sql, scope, entities=entities_read(self.model, compiled.plan),
+        lookup = self.run_sql(self._statement(compiled), scope, entities=entities_read(self.model, compiled.plan),
                               alternative=alternative)
         # A result is a roll-up source only when whole: a limit (the server's row cap adds one to every query)
         # that it did not reach cut nothing.
@@ -192,21 +204,52 @@ class Service:
             self.cache.store.add(self._index(scope), json.dumps(
                 [lookup.key, sorted(query.metrics), sorted(query.dimensions),
                  query.where.text if query.where else None, query.timezone]))
-        by_name = {c.name: (i, c) for i, c in enumerate(compiled.plan.columns)}
-        wanted = [by_name[name] for name in (*query.dimensions, *query.metrics)]
-        rows = self._rows(lookup, [i for i, _ in wanted], exact)
-        return Result(tuple(c for _, c in wanted), rows, compiled.sql, lookup.hit, lookup.key, lookup.source)
+        columns, indices, keep = _wanted(compiled, query, exact)
+        rows = self._rows(lookup, indices, keep)
+        return Result(columns, rows, compiled.sql, lookup.hit, lookup.key, lookup.source)
 
-    def _rows(self, lookup: Lookup, columns: list[int], exact: bool) -> tuple[tuple[Any, ...], ...]:
+    def from_memory(self, query: SemanticQuery, access: Access = TRUSTED, *,
+                    exact: bool | Collection[str] = False) -> Result | None:
+        """`query(query, access, exact=exact)` when this process's memory holds all of it and nothing would run
+        first (its plan, no refresh key or key check due, a fresh entry of an in-process store, its rows
+        converted); else None. Callers on an event loop answer these at once, without a worker thread (whose
+        hand-off costs more than the answer on a busy machine), and send the rest to one."""
+        if not self.freshness.settled():
+            return None
+        scope = self.view(access).fingerprint
+        with self._lock:
+            compiled = self._plans.get((query.canonical(), self.dialect, scope))
+        if compiled is None or self.warehouse is None:
+            return None
+        gated = compiled.matched if self.dialect in GATED_DIALECTS else None
+        if self.integrity is not None and not self.integrity.settled(compiled.plan, gated):
+            return None
+        key = result_key(self._statement(compiled), self.warehouse.identity, scope)
+        version = self.cache.fresh_version(key)
+        if version is None:
+            return None
+        columns, indices, keep = _wanted(compiled, query, exact)
+        with self._lock:
+            rows = self._converted.get((key, version, indices, keep))
+        if rows is None:
+            return None
+        CACHE_HITS.labels("exact").inc()
+        return Result(columns, rows, compiled.sql, True, key, Source.EXACT)
+
+    def _statement(self, compiled: Compiled) -> str:
+        """The SQL that answers a compiled query: its widened form, which roll-ups can serve, when they are on."""
+        return compiled.run_sql if self.rollups and self.cache.enabled else compiled.sql
+
+    def _rows(self, lookup: Lookup, columns: tuple[int, ...], exact: tuple[bool, ...]) -> tuple[tuple[Any, ...], ...]:
         """The rows of the wanted columns (hidden roll-up columns stay behind), converted from Arrow once per
         stored entry: a repeated dashboard question costs a store read, not a conversion."""
-        memo = (lookup.key, lookup.version, tuple(columns), exact)
+        memo = (lookup.key, lookup.version, columns, exact)
         if lookup.version:
             with self._lock:
                 found = self._converted.get(memo)
             if found is not None:
                 return found
-        rows = Table.of(lookup.table.select(columns), exact).rows
+        rows = Table.of(lookup.table.select(list(columns)), exact).rows
         if lookup.version:
             with self._lock:
                 self._converted[memo] = rows

@@ -341,3 +341,41 @@ def test_feature_snapshots_are_shared_through_the_store(tmp_path: Path, redis_ur
     assert len(warehouses[0].statements) == built
     for warehouse in warehouses:
         warehouse.close()
+
+
+
+def test_an_answer_from_memory_is_the_query_answer_and_never_stale_nor_another_readers(tmp_path: Path,
+                                                                                       redis_url: str) -> None:
+    """`Service.from_memory` answers only what `query` would answer from this process's memory with no statement:
+    the same rows; nothing before the first query, after a cache clear, for a reader of another view, once a key
+    check is due again, or with a store outside the process. (A due refresh key: tests/test_freshness.py.)"""
+    from semantic.access import Access
+    from semantic.integrity import KeyGuard
+    from tests.tenants import policied_model
+
+    path = generate(tmp_path / "shop.duckdb", orders=300)
+    warehouse = CountingWarehouse(f"duckdb:///{path}")
+    now = [0.0]
+    service = Service(load(policied_model(tmp_path)), warehouse,
+                      integrity=KeyGuard(warehouse, max_age=60, clock=lambda: now[0]))
+    eu, na = (Access.from_claims({"sub": r, "roles": ["analyst"], "region": r}) for r in ("EU", "NA"))
+    query = SemanticQuery(("order.revenue", "order.order_count"), ("customer.region",))
+    assert service.from_memory(query, eu) is None
+    answer = service.query(query, eu, exact={"order.revenue"})
+    statements = len(warehouse.statements)
+    found = service.from_memory(query, eu, exact={"order.revenue"})
+    assert found is not None and found.rows == answer.rows and found.rows[0][0] == "EU"
+    assert isinstance(found.rows[0][1], Decimal) and found.cache_hit and found.cache_source is Source.EXACT
+    assert (found.columns, found.sql, found.cache_key) == (answer.columns, answer.sql, answer.cache_key)
+    assert service.from_memory(query, eu) is None  # its rows converted otherwise: not yet in memory
+    assert service.from_memory(query, na) is None  # another reader's view: never this answer
+    assert len(warehouse.statements) == statements
+    now[0] += 61  # the join key's verdict is old: checked again, by a statement, before any answer
+    assert service.from_memory(query, eu, exact={"order.revenue"}) is None
+    service.query(query, eu, exact={"order.revenue"})
+    assert service.from_memory(query, eu, exact={"order.revenue"}) is not None
+    service.clear_cache()
+    assert service.from_memory(query, eu, exact={"order.revenue"}) is None
+    elsewhere = Service(load(ROOT / "examples" / "shop"), warehouse, ResultCache(open_store(redis_url)))
+    elsewhere.query(query)
+    assert elsewhere.query(query).cache_hit and elsewhere.from_memory(query) is None

@@ -115,7 +115,10 @@ def test_a_changed_refresh_key_drops_exactly_the_answers_that_read_it(model_path
         with psycopg.connect(database, autocommit=True) as db:
             db.execute("INSERT INTO sales VALUES (3, 1, 7, '2024-02-01')")
         assert _by_city(service).cache_source is Source.EXACT  # not checked again yet: within refresh_every
+        by_city = SemanticQuery(("sale.total",), ("shop.city",))
+        assert service.from_memory(by_city) == _by_city(service)
         now[0] += 0.3
+        assert service.from_memory(by_city) is None  # the refresh key is due: it runs before any answer
         fresh = _by_city(service)
         assert fresh.cache_source is Source.WAREHOUSE and sorted(fresh.rows) == [("Lyon", 17), ("Porto", 5)]
         again = service.query(SemanticQuery(("shop.shops",), ("shop.city",)))  # reads shops only: kept
