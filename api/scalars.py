@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import repeat
+from math import isfinite
 from operator import contains
 from typing import Any, NewType
 
@@ -130,14 +131,19 @@ def _literal_decimal(node: ValueNode, _variables: Any = None) -> Decimal:
 
 
 def _decimals_as_text(kinds: set[type], values: Sequence[Any]) -> list[str] | None:
-    """`serialize_decimal` of a column of finite Decimals, in C: `str`, which writes the same digits unless it
-    chooses exponent form (`1E+3`, `1.2E-7`), else `format(value, "f")` (twice the time)."""
-    if kinds != {Decimal} or not all(map(Decimal.is_finite, values)):
-        return None
-    texts = list(map(str, values))
-    if any(map(contains, texts, repeat("E"))):
-        return list(map(format, values, repeat("f")))
-    return texts
+    """`serialize_decimal` of a column of one kind, in C. Decimals: `str`, which writes the same digits unless it
+    chooses exponent form (`1E+3`, `1.2E-7`), else `format(value, "f")` (twice the time); floats (features kept
+    as floats): `repr`, whose digits `Decimal(repr(value))` keeps, unless in exponent form (`1e-05`); ints: `str`.
+    None (value by value) for mixed kinds, or where a value is not finite or a float is in exponent form."""
+    if kinds == {Decimal}:
+        if not all(map(Decimal.is_finite, values)):
+            return None
+        texts = list(map(str, values))
+        return list(map(format, values, repeat("f"))) if any(map(contains, texts, repeat("E"))) else texts
+    if kinds == {float}:
+        texts = list(map(repr, values))
+        return None if not all(map(isfinite, values)) or any(map(contains, texts, repeat("e"))) else texts
+    return list(map(str, values)) if kinds == {int} else None
 
 
 converted_when(serialize_decimal, _decimals_as_text)

@@ -548,7 +548,7 @@ class SchemaConverter:
             _note_truncated(info, truncated)
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
-            return _rows(result, fields, items)
+            return _rows(result, fields, items, kept=not truncated)  # a cut answer is a new slice each time
 
         resolve.__annotations__ = {
             "info": strawberry.Info,
@@ -739,15 +739,17 @@ def _exact_items(fields: tuple[Field, ...], items: list[tuple[tuple[str, ...], s
     return {text for path, _, text in items if path not in floats}
 
 
-def _rows(result: Result, fields: tuple[Field, ...], items: list[tuple[tuple[str, ...], str, str]]) -> Rows:
-    """Result rows as a row field's answer: each leaf reads the column of its item, by response path."""
+def _rows(result: Result, fields: tuple[Field, ...], items: list[tuple[tuple[str, ...], str, str]],
+          kept: bool) -> Rows:
+    """Result rows as a row field's answer: each leaf reads the column of its item, by response path; `kept`: the
+    rows are the service's own object for this answer (`Rows`)."""
     index = {c.name: i for i, c in enumerate(result.columns)}
     by_path = {path: index[text] for path, _, text in items}
 
     def column(path: tuple[str, ...], _: Field) -> int:
         return by_path[path]
 
-    return Rows(fields, result.rows, column, plain_objects(fields, column))
+    return Rows(fields, result.rows, column, plain_objects(fields, column), kept)
 
 
 class CacheExtensions(SchemaExtension):

@@ -13,9 +13,12 @@ What stays graphql-core's, so both paths answer alike:
   changes both paths; where that function is declared (`unchanged_when`) to return a column's values unchanged
   (strings for `String`, 32-bit ints for `Int`, finite floats for `Float`, bools for `Boolean`), a column that
   passes the check is taken whole, without a call per value; `converted_when` declares a whole-column equivalent
-  for other kinds of values (Decimals for `Float`);
+  for other kinds of values (Decimals for `Float`; in `api/scalars.py`, a column of one kind for `Decimal`);
 - errors: a value its type refuses, or a null where the type forbids one, sends the whole field back to
   graphql-core's plain completion (`Rows` iterates as the plain row objects), which reports it as it always does.
+
+A repeated request is not shaped again: completed lists are kept (`SHAPED`) by the rows object they were made of,
+which the service keeps one per stored answer and reader's view, so a kept list is never stale nor another reader's.
 
 `Rows` is an iterable of plain objects, so a schema without `FastExecutor` answers through graphql-core alone; the
 property test in `tests/test_shaping.py` compares the two over generated documents.
@@ -23,16 +26,18 @@ property test in `tests/test_shaping.py` compares the two over generated documen
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache, partial
 from itertools import starmap
 from math import isfinite
-from operator import is_not
+from operator import is_not, itemgetter
 from types import NoneType
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     GraphQLBoolean,
     GraphQLFloat,
@@ -123,9 +128,12 @@ class Rows:
     plain row objects `plain(row)` makes."""
 
     def __init__(self, fields: tuple[Field, ...], rows: Sequence[tuple[Any, ...]],
-                 column: Callable[[Path, Field], int], plain: Callable[[tuple[Any, ...]], Any]) -> None:
-        self.fields, self.rows, self.column, self.plain = fields, rows, column, plain
-        self._transposed: list[tuple[Any, ...]] | None = None
+                 column: Callable[[Path, Field], int], plain: Callable[[tuple[Any, ...]], Any],
+                 kept: bool = False) -> None:
+        """`kept`: the rows are the one object their source keeps for this answer (`Service.query`'s rows, one
+        per stored entry and reader's view), so their completions may be kept too (`SHAPED`)."""
+        self.fields, self.rows, self.column, self.plain, self.kept = fields, rows, column, plain, kept
+        self._read: dict[int, list[Any]] = {}
 
     def __iter__(self) -> Iterator[Any]:
         return map(self.plain, self.rows)
@@ -139,7 +147,23 @@ class Rows:
         row_type = get_named_type(list_type)
         if not is_object_type(row_type):
             return None
-        return self._objects(row_type, self.fields, ())
+        if not self.kept:
+            return self._objects(row_type, self.fields, ())
+        selection = self._selection(self.fields, ())
+        found = SHAPED.get(self.rows, return_type, selection)
+        if found is None:
+            found = self._objects(row_type, self.fields, ())
+            if found is not None:
+                SHAPED.put(self.rows, return_type, selection, found)
+        return found
+
+    def _selection(self, fields: tuple[Field, ...], path: Path) -> tuple[Any, ...]:
+        """What the completion reads, as a hashable value: each field's key and name, and the column it reads (a
+        leaf; -1 for `__typename`) or the selection under it. With the return type, this decides the completion
+        of given rows: each leaf's type is its object type's field of that name."""
+        return tuple((f.key, f.name, -1 if f.name == TYPENAME else self.column((*path, f.key), f))
+                     if f.children is None else (f.key, f.name, self._selection(f.children, (*path, f.key)))
+                     for f in fields)
 
     def _objects(self, object_type: GraphQLObjectType, fields: tuple[Field, ...], path: Path
                  ) -> list[dict[str, Any]] | None:
@@ -163,7 +187,7 @@ class Rows:
                 values.append(nested)
             else:
                 index = self.column((*path, field.key), field)
-                column = self._columns()[index]
+                column = self._column(index)
                 coerced = coerce_column(field.type, column)
                 if coerced is None:
                     return None
@@ -179,11 +203,12 @@ class Rows:
         return list(starmap(_object_maker(tuple(keys), tuple(range(len(keys))), len(keys)),
                             zip(*values, strict=True)))
 
-    def _columns(self) -> list[tuple[Any, ...]]:
-        """The rows' columns, transposed once (in C): each check below then reads a tuple, not every row."""
-        if self._transposed is None:
-            self._transposed = list(zip(*self.rows, strict=True))
-        return self._transposed
+    def _column(self, index: int) -> list[Any]:
+        """A column of the rows, read once (in C): each check then reads a list, not every row again."""
+        found = self._read.get(index)
+        if found is None:
+            found = self._read[index] = list(map(itemgetter(index), self.rows))
+        return found
 
 
 @lru_cache(maxsize=256)
@@ -195,6 +220,50 @@ def _object_maker(keys: tuple[str, ...], columns: tuple[int, ...], width: int) -
     display = ", ".join(f"{key!r}: {names[column]}" for key, column in zip(keys, columns, strict=True))
     maker: Callable[..., dict[str, Any]] = eval(f"lambda {', '.join(names)}: {{{display}}}", {})  # noqa: S307
     return maker
+
+
+class Completions:
+    """Completed lists of recent answers, so that a repeated request (a dashboard's, a poller's) is not shaped
+    again; by the rows object, the return type and the selection read from the rows.
+
+    Correct because a completion is a function of those alone and rows are immutable tuples that their source
+    keeps one object per answer: `Service.query` gives one per stored entry and reader's view (their cache key
+    holds the view's fingerprint) and a new one once the entry is cleared, refreshed or past its ttl, so a kept
+    completion is never another reader's nor a stale one. An entry holds its rows and return type, so their
+    identities cannot pass to other objects while it lives. Bounded by cells (rows x leaves); an answer past
+    `max_rows` rows is not kept. The lists are shared by the responses that read them: read-only."""
+
+    def __init__(self, max_cells: int = 500_000, max_rows: int = 10_000) -> None:
+        self.max_rows = max_rows
+        self._entries: LRUCache[tuple[int, int, tuple[Any, ...]], tuple[Any, Any, list[Any], int]] = LRUCache(
+            maxsize=max_cells, getsizeof=itemgetter(3))
+        self._lock = threading.Lock()
+
+    def get(self, rows: Sequence[Any], return_type: GraphQLOutputType, selection: tuple[Any, ...]
+            ) -> list[Any] | None:
+        with self._lock:
+            found = self._entries.get((id(rows), id(return_type), selection))
+        return found[2] if found is not None and found[0] is rows and found[1] is return_type else None
+
+    def put(self, rows: Sequence[Any], return_type: GraphQLOutputType, selection: tuple[Any, ...],
+            completed: list[Any]) -> None:
+        if len(rows) > self.max_rows:
+            return
+        cells = max(1, len(rows) * _leaves(selection))
+        if cells <= self._entries.maxsize:
+            with self._lock:
+                self._entries[(id(rows), id(return_type), selection)] = (rows, return_type, completed, cells)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _leaves(selection: tuple[Any, ...]) -> int:
+    return sum(_leaves(read) if isinstance(read, tuple) else 1 for _, _, read in selection)
+
+
+SHAPED = Completions()
 
 
 _UNCHANGED_COLUMN: list[Any] = []  # coerce_column's answer for a column its type returns value for value

@@ -33,6 +33,8 @@ from strawberry.schema.config import StrawberryConfig
 from api.schema import build_schema
 from api.shaping import (
     _UNCHANGED_COLUMN,
+    SHAPED,
+    Completions,
     FastExecutor,
     Field,
     Rows,
@@ -75,6 +77,8 @@ def _same(service: Service, schemas: tuple[strawberry.Schema, strawberry.Schema]
     fast, plain = (_response(s, service, document, variables) for s in schemas)
     # As JSON text: key order and float spelling count too.
     assert json.dumps(fast) == json.dumps(plain), document
+    again = _response(schemas[0], service, document, variables)  # now from the kept completions, where they hold it
+    assert json.dumps(again) == json.dumps(plain), document
     return fast
 
 
@@ -391,3 +395,68 @@ def test_a_cache_hit_is_answered_on_the_event_loop(service: Service, schemas: tu
     monkeypatch.setattr(anyio.to_thread, "run_sync", no_thread)
     assert [_response(schemas[0], service, d, {}) for d in documents] == first
     assert not any(r["errors"] for r in first)
+
+
+def _data(schema: strawberry.Schema, service: Service, document: str, access: Any = ANONYMOUS) -> Any:
+    context = {"service": service, "online": OnlineStore(service), "access": access, "max_rows": 10_000}
+    result = asyncio.run(schema.execute(document, context_value=context))
+    assert not result.errors, result.errors
+    return result.data
+
+
+def test_a_repeated_request_reads_its_kept_completion_until_the_rows_change(
+        service: Service, schemas: tuple[strawberry.Schema, strawberry.Schema]) -> None:
+    """The completed list is kept beside the rows it was made of: the same list for the same rows and selection,
+    a new one once the cache is cleared (new rows), another for another selection of the same rows."""
+    document = "{ order(limit: 50) { orderId revenue customer { region __typename } } }"
+    first = _data(schemas[0], service, document)["order"]
+    assert _data(schemas[0], service, document)["order"] is first
+    aliased = _data(schemas[0], service, document.replace("revenue", "r: revenue"))["order"]
+    assert [row["r"] for row in aliased] == [row["revenue"] for row in first]
+    service.clear_cache()
+    fresh = _data(schemas[0], service, document)["order"]
+    assert fresh is not first and fresh == first
+    assert _data(schemas[1], service, document)["order"] == first  # the plain path agrees
+
+
+def test_a_kept_completion_is_never_another_readers(model_path_policied: Path, duckdb_path: Path) -> None:
+    from semantic.access import Access
+    from semantic.loader import load
+
+    service = Service(load(model_path_policied), SqlWarehouse(f"duckdb:///{duckdb_path}"))
+    schema = build_schema(service.model)
+    document = "{ order { customer { region } orderCount } }"
+    try:
+        answers = {region: _data(schema, service, document,
+                                 Access.from_claims({"sub": region, "roles": ["analyst"], "region": region}))
+                   for region in ("EU", "NA", "EU ")}
+    finally:
+        service.warehouse.close()  # type: ignore[union-attr]
+    assert {r["customer"]["region"] for r in answers["EU"]["order"]} == {"EU"}
+    assert {r["customer"]["region"] for r in answers["NA"]["order"]} == {"NA"}
+    assert answers["EU "]["order"] == []  # a reader of no region's rows: its own, empty answer
+
+
+@pytest.fixture
+def model_path_policied(tmp_path: Path) -> Path:
+    from tests.tenants import policied_model
+
+    return policied_model(tmp_path)
+
+
+def test_kept_completions_are_bounded_by_cells_and_rows() -> None:
+    kept = Completions(max_cells=10, max_rows=3)
+    kind = GraphQLObjectType("T", {})
+    selection = (("a", "a", 0), ("b", "b", (("c", "c", 1),)))  # two leaves
+    rows = [((1, 2),) * n for n in range(1, 6)]
+    for each in rows:
+        kept.put(each, kind, selection, [{}] * len(each))
+    # 2, 4 and 6 cells: the first goes once past 10; answers of more than 3 rows are not kept
+    assert [kept.get(each, kind, selection) is not None for each in rows] == [False, True, True, False, False]
+    kept.get(rows[1], kind, selection)
+    kept.put(rows[0], kind, selection, [{}])  # the least recently used goes: the third
+    assert [kept.get(each, kind, selection) is not None for each in rows[:3]] == [True, True, False]
+    assert kept.get(rows[1], GraphQLObjectType("T", {}), selection) is None  # another schema's type
+    assert kept.get(tuple([*rows[1]]), kind, selection) is None  # equal rows, another object
+    assert kept.get(rows[1], kind, (("a", "a", 1), ("b", "b", (("c", "c", 1),)))) is None  # another column
+    assert SHAPED.max_rows >= 1000
