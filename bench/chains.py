@@ -2,10 +2,12 @@
 
     python -m bench.chains [--orders 1000000] [--repeat 15]
 
-The `optional chain (LEFT JOINs)` kind of `bench.run` (`line.units` by `customer.region`): the generated SQL, the
-analyst's inner-join query (`HAND`, right on this data only because every item has its order) and SQL shapes that
-keep every item row whatever the data, each checked against the analyst's answer first, then run alternately
-`--repeat` times on one connection; medians and the ratio to the analyst's query.
+The `optional chain (LEFT JOINs)` kind of `bench.run` (`line.units` by `customer.region`): the generated SQL without
+an integrity verdict and as served (the guard found every item's order, so the chain is inner with the orphans
+gated in, `semantic.sql.joins.gate_orphans`), the analyst's inner-join query (`HAND`, right on this data only
+because every item has its order) and SQL shapes that keep every item row whatever the data, each checked against
+the analyst's answer first, then run alternately `--repeat` times on one connection; medians and the ratio to the
+analyst's query.
 """
 
 from __future__ import annotations
@@ -61,13 +63,20 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
+    from semantic.execute import SqlWarehouse
+    from semantic.integrity import KeyGuard
     from semantic.loader import load
     from semantic.service import Service
 
     path, how = data_file(args.orders)
-    generated = Service(load(MODEL), None).compile(queries()[KIND], "duckdb").sql
-    variants = {"generated (flat LEFT JOIN chain)": generated, "hand (the analyst's inner join)": HAND[KIND],
-                **SHAPES}
+    model = load(MODEL)
+    generated = Service(model, None).compile(queries()[KIND], "duckdb").sql
+    warehouse = SqlWarehouse(f"duckdb:///{path}", read_only=True)
+    served = Service(model, warehouse, integrity=KeyGuard(warehouse)).compile(queries()[KIND]).sql
+    warehouse.close()
+    variants = {"generated, unchecked (flat LEFT JOIN chain)": generated,
+                "generated, as served (checked: inner chain, gated orphans)": served,
+                "hand (the analyst's inner join)": HAND[KIND], **SHAPES}
     con = duckdb.connect(str(path), read_only=True)
     expected = rows(con, HAND[KIND])
     same = {name: rows(con, sql) == expected for name, sql in variants.items()}

@@ -213,7 +213,12 @@ def gate_orphans(select: exp.Select, base: Entity, matched: Collection[str]) -> 
     for node in [*select.expressions, *rest]:
         for column in node.find_all(exp.Column):
             read.setdefault((column.table, column.name), column)
-    carried = {key: f"{key[0]}__{key[1]}" for key in read}
+    carried: dict[tuple[str, str], str] = {}
+    for table, column in read:
+        label = f"{table}__{column}"
+        while label in carried.values():  # path aliases hold `__` too: `a__b`.`c` and `a`.`b__c`
+            label += "_"
+        carried[(table, column)] = label
     items = [exp.alias_(exp.column(c.this.copy(), table=ident(c.table) if c.table else None), ident(carried[k]))
              for k, c in read.items()]
     inner_name = f"{name}_matched"
