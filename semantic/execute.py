@@ -125,6 +125,7 @@ class SqlWarehouse:
                                  f"duckdb:///path.duckdb or postgresql://user@host/db")
         self.dialect = _DIALECTS[backend]
         self.identity = parsed.render_as_string(hide_password=True)
+        self.work_mem = config.postgres_work_mem
         size = config.pool_size if pool_size is None else pool_size
         kwargs: dict[str, Any] = {"poolclass": QueuePool, "pool_size": size, "max_overflow": size,
                                   "pool_timeout": self.pool_timeout, "pool_pre_ping": self.dialect != "duckdb"}
@@ -214,7 +215,8 @@ class SqlWarehouse:
                     for name, table in tables.items():
                         cursor.adbc_ingest(name, table, mode="create", temporary=True)
                         cursor.execute(exp.Analyze(tables=[exp.to_table(name, quoted=True)]).sql("postgres"))
-                    if tables:
+                    if tables:  # a training set: settings for its statement only (SET LOCAL, as set_config's true)
+                        cursor.execute(_TRAINING_SETTINGS.format(work_mem=exp.Literal.string(self.work_mem).sql("postgres")))
                         cursor.execute("SET transaction_read_only = on")
                     cursor.execute(sql)
                     return _decimals(cursor.fetch_arrow_table())
@@ -247,6 +249,13 @@ class SqlWarehouse:
         self.engine.dispose()
         if self._arrow_pool is not None:
             self._arrow_pool.dispose()
+
+
+# A training-set statement reads whole tables, sorting or hashing each once (`semantic/features/build.py`): with
+# enough work_mem (1M orders take ~110 MB) no sort spills, and without plain index scans none of those tables is read
+# in key order by random heap fetches, which the planner costs as cached (4-8 s against ~1 s for a sequential scan
+# and a sort of 1M orders).
+_TRAINING_SETTINGS = "SELECT set_config('work_mem', {work_mem}, true), set_config('enable_indexscan', 'off', true)"
 
 
 def _libpq_uri(url: sa.URL, timeout: float | None) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from semantic.errors import LimitError, SettingError
 
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|%)\s*$", re.IGNORECASE)
+_POSTGRES_SIZE = re.compile(r"^\d+(kB|MB|GB|TB)$")  # PostgreSQL's memory units, which are case-sensitive
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Setting:
         """What the option takes, for `--help`."""
         if self.name.endswith("_file"):
             return "FILE"
-        return "SIZE" if self.name == "duckdb_memory_limit" else "N"
+        return "SIZE" if self.name in ("duckdb_memory_limit", "postgres_work_mem") else "N"
 
     def parse(self, text: str, source: str) -> int | float | str:
         """A value given as text (environment, command line), checked against the default's type."""
@@ -47,6 +48,10 @@ class Setting:
         if self.name == "duckdb_memory_limit":
             if not _SIZE.match(text):
                 raise SettingError(f"{source}={text!r}: give a size such as 2GB, 512MB or 25% (of RAM)")
+            return text
+        if self.name == "postgres_work_mem":
+            if not _POSTGRES_SIZE.match(text):
+                raise SettingError(f"{source}={text!r}: give a size in PostgreSQL's units, such as 64MB or 1GB")
             return text
         if self.name.endswith("_file"):  # a path; the part that reads it says what is wrong with the file
             return text
@@ -82,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_memory_limit", "25%", "DuckDB's memory limit: a size (2GB) or a share of RAM (25%); a "
                                           "statement past it fails and gives its memory back"),
     Setting("duckdb_threads", 0, "DuckDB worker threads; 0: one per core"),
+    Setting("postgres_work_mem", "256MB", "PostgreSQL's work_mem for a training-set statement only: memory each "
+                                          "of its sorts and hashes may take before spilling to disk"),
     Setting("http_max_age", 60, "seconds browsers and CDNs may keep an answer to a GraphQL GET without errors "
                                 "(Cache-Control max-age: public without credentials, private with them); 0: no-store"),
     Setting("persisted_queries_file", "", "a JSON file of the only documents that run (Apollo's persisted-query "

@@ -522,6 +522,123 @@ def test_pit_online_and_training_agree(pit: Pit, hours: float) -> None:
     check(training, [(k, at) for k in keys], pit.expected, PIT_FEATURES)
 
 
+# -- time columns stored as DATE and TIMESTAMPTZ, hand-computed ----------------------------------------------------
+
+STORED_MODEL = """
+version: 1
+name: stored
+entities:
+  - name: member
+    table: st_members
+    key: member_id
+    time: joined_at
+    dimensions:
+      - {name: member_id, type: integer}
+      - {name: joined_at, type: time, storage: timestamptz}
+    features:
+      - {name: visits_2d, metric: visit.visit_count, window: 2 days}
+      - {name: spent, metric: visit.spent}
+      - {name: spent_2d, metric: visit.spent, window: 2 days}
+      - {name: last_spent, latest: visit.amount}
+      - {name: level, latest: reading.level}
+      - {name: level_1h, latest: reading.level, ttl: 1 hour}
+  - name: visit
+    table: st_visits
+    key: visit_id
+    time: day
+    relationships:
+      - {entity: member, key: member_id}
+    dimensions:
+      - {name: visit_id, type: integer}
+      - {name: member_id, type: integer}
+      - {name: day, type: time, storage: date}
+      - {name: amount, type: integer}
+    metrics:
+      - {name: visit_count, agg: count}
+      - {name: spent, agg: sum, expr: amount}
+  - name: reading
+    table: st_readings
+    key: [member_id, reading_id]
+    time: taken_at
+    created: stored_at
+    relationships:
+      - {entity: member, key: member_id}
+    dimensions:
+      - {name: member_id, type: integer}
+      - {name: reading_id, type: integer}
+      - {name: taken_at, type: time, storage: timestamptz}
+      - {name: stored_at, type: time, storage: timestamptz}
+      - {name: level, type: integer}
+"""
+STORED_ROWS = {
+    "st_members": ("member_id INTEGER, joined_at TIMESTAMPTZ",
+                   [(1, "2024-01-01 00:00:00+00"), (2, "2024-01-01 00:00:00+00")]),
+    # member 1: two visits on one day (one without an amount), one two days later, one of an unknown member
+    "st_visits": ("visit_id INTEGER, member_id INTEGER, day DATE, amount INTEGER",
+                  [(1, 1, "2024-01-02", 5), (2, 1, "2024-01-02", None), (3, 1, "2024-01-04", 7), (4, 9, "2024-01-02", 1)]),
+    # readings 10 and 11 tie on their time; 11 is stored first, 10 later (the greater created time wins once known);
+    # 12 is later but stored later still; 13 ties 12 on both times (the greater key wins)
+    "st_readings": ("member_id INTEGER, reading_id INTEGER, taken_at TIMESTAMPTZ, stored_at TIMESTAMPTZ, level INTEGER",
+                    [(1, 10, "2024-01-02 12:00:00+00", "2024-01-02 13:00:00+00", 100),
+                     (1, 11, "2024-01-02 12:00:00+00", "2024-01-02 12:30:00+00", 200),
+                     (1, 12, "2024-01-03 00:00:00+00", "2024-01-03 05:00:00+00", 300),
+                     (1, 13, "2024-01-03 00:00:00+00", "2024-01-03 05:00:00+00", 400)]),
+}
+STORED_FEATURES = ["visits_2d", "spent", "spent_2d", "last_spent", "level", "level_1h"]
+_AT = datetime(2024, 1, 2)
+STORED_EXPECTED = [  # (member, t) -> visits_2d, spent, spent_2d, last_spent, level, level_1h
+    (1, _AT - timedelta(microseconds=1), (0, None, None, None, None, None)),
+    (1, _AT, (2, 5, 5, None, None, None)),  # a DATE is its midnight; the visit without an amount is the last (id 2)
+    (1, _AT + timedelta(hours=12, minutes=29), (2, 5, 5, None, None, None)),  # 11 is not stored yet
+    (1, _AT + timedelta(hours=12, minutes=30), (2, 5, 5, None, 200, 200)),
+    (1, _AT + timedelta(hours=13), (2, 5, 5, None, 100, 100)),  # 10 known now: the greater created time
+    (1, _AT + timedelta(hours=13, microseconds=1), (2, 5, 5, None, 100, None)),  # over an hour old
+    (1, _AT + timedelta(days=1, hours=4), (2, 5, 5, None, 100, None)),  # 12 and 13 not stored yet
+    (1, _AT + timedelta(days=1, hours=5), (2, 5, 5, None, 400, None)),  # 13: the greater key of a full tie
+    (1, _AT + timedelta(days=2), (1, 12, 7, 7, 400, None)),  # the window (t - 2 days, t] leaves out day 2
+    (1, _AT + timedelta(days=2) - timedelta(microseconds=1), (2, 5, 5, None, 400, None)),
+    (1, _AT + timedelta(days=9), (0, 12, None, 7, 400, None)),  # an empty window: 0 visits, no sum
+    (2, _AT + timedelta(days=9), (0, None, None, None, None, None)),  # a member without rows
+    (9, _AT + timedelta(days=9), (None, None, None, None, None, None)),  # an unknown key
+    (1, None, (None, None, None, None, None, None)),
+]
+
+
+@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("stored")
+    (folder / "model.yaml").write_text(STORED_MODEL)
+    url = f"duckdb:///{folder / 'stored.duckdb'}" if request.param == "duckdb" else \
+        str(request.getfixturevalue("postgres_url"))
+    if url.startswith("duckdb"):
+        with duckdb.connect(url.removeprefix("duckdb:///")) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            for table, (columns, rows) in STORED_ROWS.items():
+                con.execute(f"CREATE TABLE {table} ({columns})")
+                con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in rows[0])})", rows)
+    else:
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            for table, (columns, rows) in STORED_ROWS.items():
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+                con.execute(f"CREATE TABLE {table} ({columns})")
+                con.cursor().executemany(f"INSERT INTO {table} VALUES ({', '.join('%s' for _ in rows[0])})", rows)
+    warehouse = SqlWarehouse(url)
+    try:
+        yield Service(load(folder), warehouse)
+    finally:
+        warehouse.close()
+
+
+def test_date_and_timestamptz_columns(stored: Service) -> None:
+    """Event times stored as DATE (a day is its midnight) and TIMESTAMPTZ, against hand-computed values: ties on
+    time, created times, a ttl, window edges a microsecond either side, an empty window, unknown keys, a null time."""
+    spine = [(key, t) for key, t, _ in STORED_EXPECTED]
+    result = stored.training_set("member", spine_table(spine, "member_id"), STORED_FEATURES)
+    for (key, t, want), got in zip(STORED_EXPECTED, result.select(STORED_FEATURES).to_pylist(), strict=True):
+        assert tuple(got.values()) == want, f"member {key} at {t}"
+
+
 # -- the spine: order, types, forms, refusals ----------------------------------------------------------------------
 
 

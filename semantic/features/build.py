@@ -11,14 +11,20 @@ Point-in-time rules:
 - metric feature: per event entity, one join of its rows to the spine on the key with `time <= t` (and
   `time > t - widest window`), grouped by spine row. Each window is a FILTER on the planner's own aggregate, so every
   aggregate works (sum, count, distinct count, percentile, derived metrics over them) and a window costs no extra
-  pass. Counts of a key that exists at t are 0, not null, when it has no events;
+  pass. Counts of a key that exists at t are 0, not null, when it has no events. For a registered spine on
+  PostgreSQL, which has no ASOF join, counts and sums come instead from per-key arrays (`_Prefix`): the rows' times
+  sorted and running totals at each, read at t and at t - window by WIDTH_BUCKET's binary search, so each source is
+  read and sorted once, whatever the spine (the range join yields a pair per spine row and earlier event);
 - latest feature: the related entity's latest row with time <= t, created <= t when it declares `created`, and time
   >= t - ttl; ties go to the greatest created time, then the greatest key. For a registered spine on DuckDB (ASOF
   joins), a row becomes known at greatest(time, created); a running ARG_MAX in that order gives, per key, the best
   row known so far, and one ASOF LEFT JOIN at t finds it (a ttl then only has to check that row's time: if the best
   known row is too old, so is every other). Without `created`, the ASOF join orders the rows by (time, tie-break)
-  itself and finds the best at t directly. Otherwise (other warehouses, and small VALUES spines, where reading
-  only the requested keys' rows is cheaper): ROW_NUMBER over the rows joined to the spine, partitioned by spine row;
+  itself and finds the best at t directly. For a registered spine on PostgreSQL the same two ways with arrays: the
+  values in ranking order beside the sorted times (`_Prefix`), or, with `created`, the known-from times sorted and,
+  at each, the position of the best row known by then (a running MAX). Otherwise (other warehouses, and small
+  VALUES spines, where reading only the requested keys' rows is cheaper): ROW_NUMBER over the rows joined to the
+  spine, partitioned by spine row;
 - dimension feature: the entity's own row, null when the key is unknown or its time is after t;
 - derived feature: the expression over the other features' values, in the same statement.
 Unknown keys give nulls throughout.
@@ -48,6 +54,8 @@ SPINE_ROW = "spine_row"
 SPINE_TIME = "spine_time"
 SPINE_VALUES = "spine_values"  # an online lookup's spine, as a CTE
 ASOF_DIALECTS = frozenset({"duckdb"})
+PREFIX_DIALECTS = frozenset({"postgres"})  # sorted per-key arrays searched by WIDTH_BUCKET
+_TIMESTAMP = exp.DataType.build("TIMESTAMP")
 # Numbers are cast in SQL, so every warehouse answers with the same column types (a DECIMAL sum is a DOUBLE).
 _SQL_CASTS = {"integer": exp.DataType.Type.BIGINT, "number": exp.DataType.Type.DOUBLE}
 
@@ -102,15 +110,129 @@ def _label(window: timedelta | None) -> str:
     return f"{length.this.name}{length.text('unit').lower()}"
 
 
+def _decomposable(measure: exp.Expr) -> bool:
+    """A count or sum (not of distinct values), whose value over (t - window, t] is its running total at t less
+    its running total at t - window."""
+    core = measure.this if isinstance(measure, exp.Filter) else measure
+    return isinstance(core, (exp.Count, exp.Sum)) and not isinstance(core.this, exp.Distinct)
+
+
+def _element(array: exp.Expr, position: exp.Expr) -> exp.Expr:
+    """`array[position]`: null at position 0 or null, as at any position past the end."""
+    return exp.Bracket(this=array, expressions=[position], offset=1)
+
+
+def _zero(value: exp.Expr) -> exp.Expr:
+    return exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+
+
+def _position(t: exp.Expr, times: exp.Expr) -> exp.Expr:
+    """How many of the sorted `times` are at or before `t` (WIDTH_BUCKET's binary search); 0 for a null `t` or
+    no times."""
+    return _zero(exp.WidthBucket(this=t, threshold=times))
+
+
+def _array_agg(value: exp.Expr, *order: exp.Ordered) -> exp.ArrayAgg:
+    return exp.ArrayAgg(this=exp.Order(this=value, expressions=list(order)))
+
+
+def _ascending(expr: exp.Expr) -> exp.Ordered:
+    return exp.Ordered(this=expr, nulls_first=True)
+
+
+@dataclass
+class _Spined:
+    """What a source in the prefix form adds to each spine row, before the features are computed: its per-key
+    arrays (a LEFT JOIN on the key) and positions in them, as columns of the spine named `<cte>__<name>`."""
+
+    cte: str
+    columns: dict[str, exp.Expr] = field(default_factory=dict)  # name -> expression over the spine and the CTE
+
+    def column(self, name: str) -> exp.Column:
+        return _col(f"{self.cte}__{name}", SPINE)
+
+    def array(self, name: str) -> exp.Column:
+        self.columns.setdefault(name, _col(name, self.cte))
+        return self.column(name)
+
+
+
+@dataclass
+class _Prefix:
+    """One source's rows per key (its foreign key to the spine's entity) as arrays, for a registered spine on
+    PostgreSQL, which has no ASOF join: `t`, the rows' times sorted; each running total (a window aggregate over
+    the rows up to that time, ties included, so every row of a tie holds the total of all of them); and values in
+    ranking order (time, then key: ties go to the greatest key) for latest features. WIDTH_BUCKET's binary search
+    gives how many rows are at or before t, so a count or sum over (t - window, t] is a difference of two running
+    totals, and the latest row at or before t is the one at t's position. Metric and latest features of one
+    source share its arrays, its scope and one pass over its rows."""
+
+    owner: Entity
+    scope: Scope
+    keys: Sequence[exp.Expr]
+    time: exp.Expr
+    spined: _Spined
+    running: dict[str, exp.Expr] = field(default_factory=dict)  # array name -> window aggregate
+    ranked: dict[str, exp.Expr] = field(default_factory=dict)  # array name -> value, in ranking order
+
+    def at(self, window: timedelta | None, t: exp.Expr) -> exp.Column:
+        """Per spine row, how many of the key's rows are at or before t (window None) or t - window."""
+        name = f"at__{_label(window)}"
+        if name not in self.spined.columns:
+            probe = t.copy() if window is None else exp.Sub(this=t.copy(), expression=interval(window))
+            self.spined.columns[name] = _position(probe, _col("t", self.spined.cte))
+        return self.spined.column(name)
+
+    def total(self, name: str, aggregate: exp.Expr, at: exp.Expr) -> exp.Expr:
+        self.running.setdefault(name, aggregate)
+        return _element(self.spined.array(name), at.copy())
+
+    def latest(self, name: str, value: exp.Expr, t: exp.Expr) -> exp.Expr:
+        """The value of the latest row at or before t (null without one)."""
+        self.ranked.setdefault(name, value)
+        return _element(self.spined.array(name), self.at(None, t))
+
+    def cte(self, entity: Entity) -> exp.Select:
+        t = exp.cast(self.time.copy(), _TIMESTAMP)
+        partition = [k.copy() for k in self.keys]
+        items: list[exp.Expr] = [*(exp.alias_(k.copy(), ident(c)) for k, c in zip(self.keys, entity.key, strict=True)),
+                                 exp.alias_(t.copy(), ident("t"))]
+        for name, aggregate in self.running.items():
+            window = exp.Window(this=aggregate.copy(), partition_by=[k.copy() for k in partition],
+                                order=exp.Order(expressions=[exp.Ordered(this=t.copy())]))
+            items.append(exp.alias_(window, ident(name)))
+        if self.ranked:
+            # The key columns after the time, a null one lowest, as ROW_NUMBER's DESC NULLS LAST ranks them
+            # elsewhere; the time's own order comes first, so one sort serves both windows.
+            ties = [_ascending(exp.column(k, table=ident(self.owner.name))) for k in self.owner.key]
+            rank = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in partition],
+                              order=exp.Order(expressions=[exp.Ordered(this=t.copy()), *ties]))
+            items += [*(exp.alias_(e.copy(), ident(n)) for n, e in self.ranked.items()),
+                      exp.alias_(rank, ident("rank"))]
+        present = [exp.Not(this=exp.Is(this=e.copy(), expression=exp.Null())) for e in (*self.keys, self.time)]
+        inner = joined(exp.select(*items), self.scope.model, self.scope.base, self.scope.joins.values())
+        inner = inner.where(exp.and_(*present))
+        by_time, by_rank = exp.Ordered(this=exp.column(ident("t"))), exp.Ordered(this=exp.column(ident("rank")))
+        outer = exp.select(*(exp.column(ident(c)) for c in entity.key),
+                           *(exp.alias_(_array_agg(exp.column(ident(n)), by_time.copy()), ident(n))
+                             for n in ("t", *self.running)),
+                           *(exp.alias_(_array_agg(exp.column(ident(n)), by_rank.copy()), ident(n))
+                             for n in self.ranked))
+        outer = outer.from_(exp.alias_(exp.Subquery(this=inner), ident("running"), table=True))
+        return outer.group_by(*(exp.column(ident(c)) for c in entity.key))
+
+
 @dataclass
 class _Events:
-    """One event entity's rows joined to the spine and aggregated per spine row: a CTE of measures per window."""
+    """One event entity's rows joined to the spine and aggregated per spine row: a CTE of measures per window;
+    with `arrays`, counts and sums from its running totals instead."""
 
     owner: Entity
     scope: Scope
     keys: Sequence[exp.Expr]  # the foreign key reaching the spine's entity, in its key order
     time: exp.Expr
     columns: dict[str, tuple[timedelta | None, exp.Expr]] = field(default_factory=dict)  # name -> aggregate
+    arrays: _Prefix | None = None
 
     @property
     def name(self) -> str:
@@ -125,13 +247,46 @@ class _Events:
     def after(self, window: timedelta, t: exp.Expr) -> exp.Expr:
         return exp.GT(this=self.time.copy(), expression=exp.Sub(this=t.copy(), expression=interval(window)))
 
+    def _from_totals(self, arrays: _Prefix, alias: str, measure: exp.Expr, window: timedelta | None,
+                     t: exp.Expr, guard: bool) -> exp.Expr:
+        """The measure over (t - window, t] as a difference of running totals: a count as it is (0 without rows),
+        a sum null when no row in the window has a value, as SUM over them would be."""
+        core = measure.this if isinstance(measure, exp.Filter) else measure
+        i = arrays.at(None, t)
+        j = None if window is None else arrays.at(window, t)
+        rows: exp.Expr = i.copy() if j is None else exp.Sub(this=i.copy(), expression=j.copy())
+
+        def change(name: str, aggregate: exp.Expr) -> exp.Expr:
+            upto = _zero(arrays.total(name, aggregate, i))
+            return upto if j is None else exp.Sub(this=upto, expression=_zero(arrays.total(name, aggregate, j)))
+
+        value: exp.Expr
+        if isinstance(core, exp.Count):  # a count of every row is the position itself
+            plain = isinstance(core.this, exp.Star) and core is measure
+            value = rows.copy() if plain else change(f"run__{alias}", measure)
+        elif j is None:
+            value = arrays.total(f"run__{alias}", measure, i)
+        else:
+            counted: exp.Expr = exp.Count(this=core.this.copy())
+            if isinstance(measure, exp.Filter):
+                counted = exp.Filter(this=counted, expression=measure.expression.copy())
+            present = exp.GT(this=change(f"values__{alias}", counted), expression=exp.Literal.number(0))
+            total = exp.Sub(this=arrays.total(f"run__{alias}", measure, i),
+                            expression=_zero(arrays.total(f"run__{alias}", measure, j)))
+            value = exp.Case(ifs=[exp.If(this=present, true=total)])
+        if guard:
+            value = exp.Case(ifs=[exp.If(this=exp.GT(this=rows, expression=exp.Literal.number(0)), true=value)])
+        return value
+
     def value(self, alias: str, measure: exp.Expr, window: timedelta | None, needed: str,
-              guard: bool) -> exp.Expr:
+              guard: bool, t: exp.Expr) -> exp.Expr:
         """The measure over this entity's rows in the window, per spine row. With `guard`, null when the window has
         no rows, as the planner's group would be missing (a sum is null without rows anyway; a count is 0)."""
         for column in measure.find_all(exp.Column):
             if column.table and column.table != self.owner.name:
                 self.scope.reach(column.table, needed)  # the joins the planner made for filters, along one path
+        if self.arrays is not None and _decomposable(measure):
+            return self._from_totals(self.arrays, alias, measure, window, t, guard)
         name = f"{alias}__{_label(window)}"
         self.columns.setdefault(name, (window, measure.copy()))
         if not guard:
@@ -170,20 +325,35 @@ class _Latest:
     created: exp.Expr | None
     values: dict[str, exp.Expr] = field(default_factory=dict)  # output column -> dimension expression
     ttls: set[timedelta | None] = field(default_factory=set)
+    # The prefix form: without a `created` time, the source's arrays (`_Prefix`); with one, `known` (its own CTE).
+    arrays: _Prefix | None = None
+    known: _Spined | None = None
 
     @property
     def name(self) -> str:
         return f"latest_{self.owner.name}"
+
+    def _field(self, name: str, expr: exp.Expr, t: exp.Expr) -> exp.Expr:
+        if self.arrays is not None:
+            if expr is self.event:  # the sorted times: the row at t's position has the latest of them
+                return _element(self.arrays.spined.array("t"), self.arrays.at(None, t))
+            return self.arrays.latest(name, expr, t)
+        if self.known is None:
+            return _col(name, self.name)
+        if "at" not in self.known.columns:  # the best known row's position in ranking order
+            self.known.columns["at"] = _element(_col("best", self.name),
+                                                exp.WidthBucket(this=t.copy(), threshold=_col("known", self.name)))
+        return _element(self.known.array(name), self.known.column("at"))
 
     def value(self, dimension: str, ttl: timedelta | None, t: exp.Expr, needed: str) -> exp.Expr:
         column = f"value__{dimension}"
         if column not in self.values:
             self.values[column] = self.scope.dimension(self.owner, dimension, needed)
         self.ttls.add(ttl)
-        value: exp.Expr = _col(column, self.name)
+        value = self._field(column, self.values[column], t)
         if ttl is not None:  # the latest row known at t is too old: so is every other
-            fresh = exp.GTE(this=_col("event_time", self.name), expression=exp.Sub(this=t.copy(),
-                                                                                   expression=interval(ttl)))
+            fresh = exp.GTE(this=self._field("event_time", self.event, t),
+                            expression=exp.Sub(this=t.copy(), expression=interval(ttl)))
             value = exp.Case(ifs=[exp.If(this=fresh, true=value)])
         return value
 
@@ -213,6 +383,37 @@ class _Latest:
         column that can differ among rows of one foreign key and time."""
         times = 1 if self.created is None else 2
         return [e.expression for e in self._ranking_struct().expressions[times:]]
+
+    def known_cte(self, entity: Entity) -> exp.Select:
+        """Per key, with a `created` time, its rows as arrays: `known`, the times they became known
+        (greatest(time, created)), sorted; the values in ranking order (time, created time, key); and `best`: at
+        each known time, the position in ranking order of the best row known by then (a running MAX, ties
+        included), since a row known later may rank below one known earlier."""
+        if self.created is None:
+            raise AssertionError("unreachable: latest features without a created time read the source's arrays")
+        fields = {"event_time": self.event, **self.values}
+        keys = [exp.alias_(k.copy(), ident(c)) for k, c in zip(self.keys, entity.key, strict=True)]
+        present = [exp.Not(this=exp.Is(this=e.copy(), expression=exp.Null()))
+                   for e in (*self.keys, self.event, self.created)]
+        known = exp.cast(exp.Greatest(this=self.event.copy(), expressions=[self.created.copy()], ignore_nulls=True),
+                         _TIMESTAMP)  # neither is null here
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in self.keys],
+                          order=exp.Order(expressions=[_ascending(e.copy()) for e in self._ranking()]))
+        ranked = self._from(exp.select(*keys, exp.alias_(known, ident("known")),
+                                       *(exp.alias_(e.copy(), ident(n)) for n, e in fields.items()),
+                                       exp.alias_(rank, ident("rank")))).where(exp.and_(*present))
+        best = exp.Window(this=exp.Max(this=exp.column(ident("rank"))),
+                          partition_by=[exp.column(ident(c)) for c in entity.key],
+                          order=exp.Order(expressions=[exp.Ordered(this=exp.column(ident("known")))]))
+        running = exp.select(exp.Star(), exp.alias_(best, ident("best"))).from_(
+            exp.alias_(exp.Subquery(this=ranked), ident("ranked"), table=True))
+        by_known, by_rank = exp.Ordered(this=exp.column(ident("known"))), exp.Ordered(this=exp.column(ident("rank")))
+        outer = exp.select(*(exp.column(ident(c)) for c in entity.key),
+                           *(exp.alias_(_array_agg(exp.column(ident(n)), by_known.copy()), ident(n))
+                             for n in ("known", "best")),
+                           *(exp.alias_(_array_agg(exp.column(ident(n)), by_rank.copy()), ident(n)) for n in fields))
+        outer = outer.from_(exp.alias_(exp.Subquery(this=running), ident("running"), table=True))
+        return outer.group_by(*(exp.column(ident(c)) for c in entity.key))
 
     def asof_cte(self, entity: Entity) -> exp.Select:
         """Per key and per moment a row became known, what an ASOF join at t finds.
@@ -285,21 +486,24 @@ class _Latest:
 
 
 class _PointInTime:
-    """Feature values of one entity for the spine rows read from the table (or CTE) `spine`; `asof` picks the ASOF
-    form of latest features (a registered spine on a warehouse with ASOF joins)."""
+    """Feature values of one entity for the spine rows read from the table (or CTE) `spine`. `form`: "asof" (latest
+    features by ASOF joins: a registered spine on a warehouse with them), "prefix" (counts, sums and latest
+    features from sorted per-key arrays: a registered spine on PostgreSQL) or "ranked" (range joins and
+    ROW_NUMBER per spine row)."""
 
-    def __init__(self, model: Model, entity: Entity, spine: str, *, asof: bool) -> None:
+    def __init__(self, model: Model, entity: Entity, spine: str, *, form: str) -> None:
         if SPINE in model.entities:
             raise CompileError(f"an entity is named {SPINE!r}, the spine's alias in feature SQL; rename it")
         self.model = model
         self.entity = entity
         self.spine = spine
-        self.asof = asof
+        self.form = form
         self.scope = Scope(model, entity)
         self.t = _col(SPINE_TIME, SPINE)
         self.exists = row_exists(entity)
         self.known = known_at(self.scope, entity, self.t)
         self.events: dict[str, _Events] = {}
+        self.arrays: dict[tuple[str, tuple[str, ...]], _Prefix] = {}  # by source and key
         self.latest: dict[str, _Latest] = {}
         self.values: dict[str, exp.Expr] = {}
 
@@ -342,7 +546,7 @@ class _PointInTime:
                 # count inside a derived metric must be null, as the planner's missing group would give.
                 core = measure.this if isinstance(measure, exp.Filter) else measure
                 guard = isinstance(core, exp.Count) and not isinstance(the_plan.metrics[0][1], exp.Column)
-                measures[alias] = events.value(alias, measure, feature.window, needed, guard)
+                measures[alias] = events.value(alias, measure, feature.window, needed, guard, self.t)
         (_, expr), = the_plan.metrics
         value = expr.copy().transform(
             lambda n: exp.Paren(this=measures[n.name].copy()) if isinstance(n, exp.Column) and n.name in measures
@@ -363,8 +567,19 @@ class _PointInTime:
                 holder = path[-2].entity if len(path) > 1 else owner.name
                 scope.reach(holder, needed)
                 keys = [exp.column(k, table=ident(holder)) for k in path[-1].key]
-            self.events[owner.name] = _Events(owner, scope, keys, scope.time(owner, needed))
+            arrays = self._arrays(owner, scope, keys, needed) if self.form == "prefix" else None
+            scope = scope if arrays is None else arrays.scope
+            self.events[owner.name] = _Events(owner, scope, keys, scope.time(owner, needed), arrays=arrays)
         return self.events[owner.name]
+
+    def _arrays(self, owner: Entity, scope: Scope, keys: Sequence[exp.Expr], needed: str) -> _Prefix:
+        """The source's arrays, shared by its metric and latest features when both reach the spine's entity by
+        the same key."""
+        found = self.arrays.get((owner.name, tuple(k.sql() for k in keys)))
+        if found is None:
+            found = _Prefix(owner, scope, keys, scope.time(owner, needed), _Spined(f"prefix_{owner.name}"))
+            self.arrays[(owner.name, tuple(k.sql() for k in keys))] = found
+        return found
 
     def _latest(self, feature: Feature, needed: str) -> exp.Expr:
         owner_name, _, dimension = (feature.ref or "").rpartition(".")
@@ -380,7 +595,14 @@ class _PointInTime:
                 created = scope.dimension(self.model.entities[created_owner] if created_owner else owner,
                                           created_name, needed)
             keys = [exp.column(k, table=ident(owner.name)) for k in relationship.key]
-            self.latest[owner_name] = _Latest(owner, scope, keys, scope.time(owner, needed), created)
+            arrays, known = None, None
+            if self.form == "prefix" and created is None:
+                arrays = self._arrays(owner, scope, keys, needed)
+                scope = arrays.scope
+            elif self.form == "prefix":
+                known = _Spined(f"latest_{owner_name}")
+            self.latest[owner_name] = _Latest(owner, scope, keys, scope.time(owner, needed), created,
+                                              arrays=arrays, known=known)
         return self.latest[owner_name].value(dimension, feature.ttl, self.t, needed)
 
     def build(self, names: Sequence[str], leading: Sequence[exp.Expr], spine_cte: exp.Select | None = None
@@ -396,7 +618,7 @@ class _PointInTime:
             if column.type in _SQL_CASTS:
                 value = exp.cast(value, _SQL_CASTS[column.type])
             items.append(exp.alias_(value, ident(column.alias)))
-        final = exp.select(*items).from_(_table(self.spine, SPINE))
+        final = exp.select(*items).from_(self._spine_source())
         # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
         final = final.join(aliased(entity, entity.name, self.model.dialect),
                            on=exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=exp.column(c, table=ident(entity.name)))
@@ -404,20 +626,60 @@ class _PointInTime:
         final = join_all(final, self.model, (j for j in self.scope.joins.values() if j.alias != entity.name), "left")
         ctes: list[tuple[str, exp.Select]] = []
         for latest in self.latest.values():
-            if self.asof:
+            if self.form == "asof":
                 ctes.append((latest.name, latest.asof_cte(entity)))
                 final.append("joins", latest.asof_join(entity, self.t))
-            else:
+            elif latest.known is not None:
+                ctes.append((latest.name, latest.known_cte(entity)))
+            elif latest.arrays is None:
                 ctes.append((latest.name, latest.ranked_cte(entity, self.spine, self.t)))
                 final = self._join_on_row(final, latest.name)
         for events in self.events.values():
-            ctes.append((events.name, events.cte(entity, self.spine, self.t)))
-            final = self._join_on_row(final, events.name)
+            if events.columns:
+                ctes.append((events.name, events.cte(entity, self.spine, self.t)))
+                final = self._join_on_row(final, events.name)
+        ctes += [(arrays.spined.cte, arrays.cte(entity)) for arrays in self.arrays.values() if arrays.spined.columns]
         if spine_cte is not None:
             ctes.insert(0, (self.spine, spine_cte))
         for name, cte in ctes:
             final = final.with_(ident(name), as_=cte, copy=False)
         return final, columns
+
+    def _spine_source(self) -> exp.Expr:
+        """The spine, or, with sources in the prefix form, the spine with their arrays and positions in them.
+
+        The arrays of every source are first joined per key of the entity (`keyed`: its own rows, a few per
+        spine row's key), so each spine row is joined once, not once per source; a key the entity does not have
+        gets no features anyway. Both are subqueries PostgreSQL does not merge into the query (OFFSET 0): the join
+        order stays, and a position several features read is searched for once per spine row."""
+        spined = [s for s in (*(a.spined for a in self.arrays.values()),
+                               *(x.known for x in self.latest.values() if x.known is not None)) if s.columns]
+        if not spined:
+            return _table(self.spine, SPINE)
+        entity, keyed = self.entity, "keyed"
+        arrays: dict[tuple[str, str], str] = {}  # (CTE, column) -> its name in `keyed`
+
+        def from_keyed(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Column) and node.table in {s.cte for s in spined}:
+                name = arrays.setdefault((node.table, node.name), f"{node.table}__{node.name}")
+                return _col(name, keyed)
+            return node
+
+        items: list[exp.Expr] = [exp.Column(this=exp.Star(), table=ident(SPINE))]
+        for source in spined:
+            items += [exp.alias_(e.transform(from_keyed), ident(f"{source.cte}__{n}"))
+                      for n, e in source.columns.items()]
+        rows = exp.select(*(exp.alias_(exp.column(c, table=ident(entity.name)), ident(c)) for c in entity.key),
+                          *(exp.alias_(_col(c, cte), ident(n)) for (cte, c), n in arrays.items()))
+        rows = rows.from_(aliased(entity, entity.name, self.model.dialect))
+        for source in spined:
+            rows = rows.join(exp.Table(this=ident(source.cte)), join_type="left", on=exp.and_(
+                *(exp.EQ(this=exp.column(c, table=ident(entity.name)), expression=_col(c, source.cte))
+                  for c in entity.key)))
+        on = exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=_col(c, keyed)) for c in entity.key))
+        select = exp.select(*items).from_(_table(self.spine, SPINE)).join(
+            exp.alias_(exp.Subquery(this=rows.offset(0)), ident(keyed), table=True), on=on, join_type="left")
+        return exp.alias_(exp.Subquery(this=select.offset(0)), ident(SPINE), table=True)
 
     @staticmethod
     def _join_on_row(select: exp.Select, cte: str) -> exp.Select:
@@ -431,7 +693,8 @@ def build_training(model: Model, entity: str, names: Sequence[str], table: str, 
     """The statement answering a training set over the spine rows registered as `table` (`spine_row`, the key
     columns, `spine_time`), and its feature columns; it returns `spine_row` then one column per feature, one row per
     spine row in no order (the caller orders them by `spine_row`)."""
-    builder = _PointInTime(model, model.entities[entity], table, asof=dialect in ASOF_DIALECTS)
+    form = "asof" if dialect in ASOF_DIALECTS else "prefix" if dialect in PREFIX_DIALECTS else "ranked"
+    builder = _PointInTime(model, model.entities[entity], table, form=form)
     return builder.build(names, [_col(SPINE_ROW, SPINE)])
 
 
@@ -440,7 +703,7 @@ def build_features(model: Model, request: FeatureRequest) -> tuple[exp.Select, t
     set whose spine is the requested keys as VALUES, every row at the request's time, in request order."""
     entity = model.entities[request.entity]
     at = _as_of(request)
-    builder = _PointInTime(model, entity, SPINE_VALUES, asof=False)
+    builder = _PointInTime(model, entity, SPINE_VALUES, form="ranked")
     rows = [exp.tuple_(exp.Literal.number(i), *(exp.convert(v) for v in key)) for i, key in enumerate(request.keys)]
     values = exp.Values(expressions=rows, alias=exp.TableAlias(
         this=ident("requested"), columns=[ident(SPINE_ROW), *(ident(c) for c in entity.key)]))
