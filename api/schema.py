@@ -548,7 +548,8 @@ class SchemaConverter:
             _note_truncated(info, truncated)
             # Typed rows have no room for cache facts: they go to `extensions.cache`, by response key.
             info.context.setdefault("cache", {})[info.path.key] = cache_facts(result)
-            return _rows(result, fields, items, kept=not truncated)  # a cut answer is a new slice each time
+            # The service keeps one rows object per stored answer; a cut answer is a new slice each time.
+            return _rows(result, fields, items, kept=not truncated and _service(info).cache.enabled)
 
         resolve.__annotations__ = {
             "info": strawberry.Info,

@@ -460,3 +460,18 @@ def test_kept_completions_are_bounded_by_cells_and_rows() -> None:
     assert kept.get(tuple([*rows[1]]), kind, selection) is None  # equal rows, another object
     assert kept.get(rows[1], kind, (("a", "a", 1), ("b", "b", (("c", "c", 1),)))) is None  # another column
     assert SHAPED.max_rows >= 1000
+
+
+def test_answers_of_a_service_without_a_cache_are_not_kept(model: Model, duckdb_path: Path,
+                                                           schemas: tuple[strawberry.Schema, ...]) -> None:
+    """Without a result cache each answer has new rows: keeping their completions would only hold memory."""
+    from semantic.cache import ResultCache
+
+    uncached = Service(model, SqlWarehouse(f"duckdb:///{duckdb_path}"), ResultCache(enabled=False))
+    SHAPED.clear()
+    try:
+        document = "{ order(limit: 5) { orderId revenue } }"
+        first, second = (_data(schemas[0], uncached, document)["order"] for _ in range(2))
+    finally:
+        uncached.warehouse.close()  # type: ignore[union-attr]
+    assert first == second and first is not second and not SHAPED._entries
