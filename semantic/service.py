@@ -357,6 +357,10 @@ class Service:
         table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
         tree, columns = build_training(view.model, checked, table_name, warehouse.dialect)
         sql = self._render(tree, warehouse.dialect, "this training set")
+        # Arrow's allocator keeps the pages of tables already freed (an earlier training set's columns, ~100 MB
+        # at 1M rows) for its own reuse; the statement's working memory comes from the warehouse's allocator, so
+        # they go back to the system first (1M rows x 13 features on DuckDB: ~90 MB less peak).
+        pa.default_memory_pool().release_unused()
         # The answer goes straight to `assemble`, which releases each of its columns once taken.
         table = assemble(checked, self.run_arrow(sql, view.fingerprint, {table_name: checked.rows}), columns)
         return to_pandas(table) if pandas else table

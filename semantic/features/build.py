@@ -619,17 +619,23 @@ class _PointInTime:
                 value = exp.cast(value, _SQL_CASTS[column.type])
             items.append(exp.alias_(value, ident(column.alias)))
         final = exp.select(*items).from_(self._spine_source())
+        ctes: list[tuple[str, exp.Select]] = []
+        if self.form == "asof":
+            # First: an ASOF join sorts its left side with every column that side carries, and DuckDB keeps ASOF
+            # joins where they are written, so they come while the left side is the bare spine (a 1M-row training
+            # set of 13 features peaked ~90 MB lower than with the ASOF joins after the entity's row).
+            for latest in self.latest.values():
+                ctes.append((latest.name, latest.asof_cte(entity)))
+                final.append("joins", latest.asof_join(entity, self.t))
         # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
         final = final.join(aliased(entity, entity.name, self.model.dialect),
                            on=exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=exp.column(c, table=ident(entity.name)))
                                          for c in entity.key)), join_type="left")
         final = join_all(final, self.model, (j for j in self.scope.joins.values() if j.alias != entity.name), "left")
-        ctes: list[tuple[str, exp.Select]] = []
         for latest in self.latest.values():
             if self.form == "asof":
-                ctes.append((latest.name, latest.asof_cte(entity)))
-                final.append("joins", latest.asof_join(entity, self.t))
-            elif latest.known is not None:
+                continue  # joined above
+            if latest.known is not None:
                 ctes.append((latest.name, latest.known_cte(entity)))
             elif latest.arrays is None:
                 ctes.append((latest.name, latest.ranked_cte(entity, self.spine, self.t)))
