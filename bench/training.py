@@ -2,9 +2,10 @@
 
     python -m bench.training [--orders 1000000] [--sizes 10000,100000,1000000] [--repeat 3]
 
-Spines of customer keys at random times in the data's two years (seeded), every feature of `customer` (nine, from
-three sources: order metrics over 30 days, 90 days and all time, page-view counts over 7 days, the latest daily
-statistics within 2 days, two dimensions and a derived ratio).
+Spines of customer keys at random times in the data's two years (seeded), 13 features of `customer` of four kinds:
+metrics (order counts and revenue over 30 days, 90 days and all time, page-view counts over 7 days), latest values
+(the daily statistics within 2 days, each row known from its created time; the last order's amount, status,
+channel and time), two dimensions and a derived ratio.
 
 Each measurement runs in its own process: build the spine, open the warehouse (model loaded, connection made), run
 once to warm up, run again timed, then read the process's peak RSS (VmHWM: the high-water mark of the whole
@@ -12,7 +13,8 @@ process, Python, the spine, DuckDB and the result; `resource.getrusage` would re
 Linux carries over to children). Methods, alternated, `--repeat` times each: `ours` (`Service.training_set`),
 `hand` (one hand-written statement: per-spine-row aggregates over a range join, an ASOF join for the latest
 statistics) and `hand-asof` (the metrics as running totals per customer, read by two ASOF lookups per window).
-Before timing, the three answers are compared value by value for each size (floats within 1e-9 relative). The
+Before timing, the three answers are compared value by value for each size, spine columns included (floats within
+1e-9 relative): each method ends with the same table, the spine in its order with the features appended. The
 ratio ours/hand is the median of the ratios of back-to-back runs: on a shared machine both move with its load.
 
 The data file is bench/data/shop-<orders>.duckdb (seed 7), built on first use and reused afterwards, opened
@@ -207,9 +209,10 @@ def peak_rss_mb() -> float:
 
 
 def differences(a: pa.Table, b: pa.Table) -> list[str]:
-    """Feature columns whose values differ (nulls equal; floats within 1e-9 relative)."""
+    """Columns whose values differ, row by row (nulls equal; floats within 1e-9 relative): the spine's key and time,
+    so both answers hold the same rows in the same order, and every feature."""
     found = []
-    for name in FEATURES:
+    for name in ("customer_id", "event_timestamp", *FEATURES):
         x, y = a.column(name), b.column(name)
         if not pc.equal(pc.is_null(x), pc.is_null(y)).to_numpy(zero_copy_only=False).all():
             found.append(name)
