@@ -187,7 +187,8 @@ class KeyGuard:
 
     def matched(self, model: Model, the_plan: Plan) -> frozenset[tuple[str, str]]:
         """(entity, alias) of the plan's LEFT joins that found a row for every row they start from when last
-        checked (within `max_age`); a check the warehouse cannot answer counts as not found."""
+        checked (within `max_age`); a check the warehouse cannot answer counts as not found until `max_age` has
+        passed."""
         with self._lock:
             found = self._hops.get(id(the_plan))
         if found is None or found[0] is not the_plan:
@@ -208,8 +209,8 @@ class KeyGuard:
             this=exp.select(exp.Literal.number(1)).from_(hop.target.copy()).where(hop.on.copy())))).limit(1)
         try:
             reached = not self.warehouse.run(render(missing, self.warehouse.dialect)).rows
-        except WarehouseError:
-            return False
+        except WarehouseError:  # kept as "not found" too: a check that timed out is not retried by every query
+            reached = False
         with self._lock:
             self._reached[hop.key] = (now, reached)
         return reached

@@ -19,17 +19,22 @@ Units by region: EU 1+2 = 3, US 4, NULL 8 (customer 3's region) + 16 + 32 (order
 
 Each query runs three ways: as the service writes it (on DuckDB with the integrity guard, which gates `kept`'s join
 to orders, checked here), and with every LEFT join of the plan gated, as a stale verdict would have it, once over
-`line` (orphans present: the in-statement count must let them in) and once over `kept`.
+`line` (orphans present: the in-statement count must let them in) and once over `kept`. Last, on DuckDB, an item
+of a missing order arrives after the check: the cached verdict still writes the inner chain, and the item counts.
 """
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
+from semantic.execute import SqlWarehouse
 from semantic.integrity import KeyGuard
+from semantic.loader import load
 from semantic.plan.planner import plan
 from semantic.query import Filter, SemanticQuery
 from semantic.service import Service
@@ -146,3 +151,32 @@ def test_the_guard_gates_only_joins_that_found_every_row(service: Service) -> No
     gated = service.warehouse.dialect == "duckdb"  # where the inner chain is faster (GATED_DIALECTS)
     assert compiled.matched == ({("kept", "order")} if gated else frozenset())
     assert ('"kept_matched"' in compiled.sql) is gated
+
+
+def test_an_orphan_arriving_after_the_check_still_counts(tmp_path: Path) -> None:
+    """The verdict is kept `max_age`; an item of a missing order added meanwhile is counted by the statement's own
+    check, and after the re-check the join is LEFT again (DuckDB, where the inner chain is written)."""
+    path = tmp_path / "chains.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for name, (columns, rows) in TABLES.items():
+            con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+            con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * len(columns))})", rows)
+    (tmp_path / "model.yaml").write_text(MODEL)
+    warehouse = SqlWarehouse(f"duckdb:///{path}", read_only=False)
+    now = [0.0]
+    guarded = Service(load(tmp_path / "model.yaml"), warehouse,
+                      integrity=KeyGuard(warehouse, max_age=60, clock=lambda: now[0]))
+    query = _query(("kept.units",), ("customer.region",), None)
+    try:
+        assert _answer(guarded.query(query).rows, 1) == {"EU": 3, "US": 4, None: 56}
+        with warehouse.engine.begin() as writer:
+            writer.exec_driver_sql("INSERT INTO kept_items VALUES (108, 99, 256)")
+        guarded.clear_cache()
+        assert guarded.compile(query).matched == {("kept", "order")}  # within max_age the verdict stands
+        assert _answer(guarded.query(query).rows, 1) == {"EU": 3, "US": 4, None: 56 + 256}
+        now[0] = 61.0
+        guarded.clear_cache()
+        assert guarded.compile(query).matched == frozenset()
+        assert _answer(guarded.query(query).rows, 1) == {"EU": 3, "US": 4, None: 56 + 256}
+    finally:
+        warehouse.close()
