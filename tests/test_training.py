@@ -540,6 +540,7 @@ entities:
       - {name: spent, metric: visit.spent}
       - {name: spent_2d, metric: visit.spent, window: 2 days}
       - {name: last_spent, latest: visit.amount}
+      - {name: last_day, latest: visit.day, ttl: 1 day}
       - {name: level, latest: reading.level}
       - {name: level_1h, latest: reading.level, ttl: 1 hour}
   - name: visit
@@ -584,23 +585,26 @@ STORED_ROWS = {
                      (1, 12, "2024-01-03 00:00:00+00", "2024-01-03 05:00:00+00", 300),
                      (1, 13, "2024-01-03 00:00:00+00", "2024-01-03 05:00:00+00", 400)]),
 }
-STORED_FEATURES = ["visits_2d", "spent", "spent_2d", "last_spent", "level", "level_1h"]
+STORED_FEATURES = ["visits_2d", "spent", "spent_2d", "last_spent", "last_day", "level", "level_1h"]
 _AT = datetime(2024, 1, 2)
-STORED_EXPECTED = [  # (member, t) -> visits_2d, spent, spent_2d, last_spent, level, level_1h
-    (1, _AT - timedelta(microseconds=1), (0, None, None, None, None, None)),
-    (1, _AT, (2, 5, 5, None, None, None)),  # a DATE is its midnight; the visit without an amount is the last (id 2)
-    (1, _AT + timedelta(hours=12, minutes=29), (2, 5, 5, None, None, None)),  # 11 is not stored yet
-    (1, _AT + timedelta(hours=12, minutes=30), (2, 5, 5, None, 200, 200)),
-    (1, _AT + timedelta(hours=13), (2, 5, 5, None, 100, 100)),  # 10 known now: the greater created time
-    (1, _AT + timedelta(hours=13, microseconds=1), (2, 5, 5, None, 100, None)),  # over an hour old
-    (1, _AT + timedelta(days=1, hours=4), (2, 5, 5, None, 100, None)),  # 12 and 13 not stored yet
-    (1, _AT + timedelta(days=1, hours=5), (2, 5, 5, None, 400, None)),  # 13: the greater key of a full tie
-    (1, _AT + timedelta(days=2), (1, 12, 7, 7, 400, None)),  # the window (t - 2 days, t] leaves out day 2
-    (1, _AT + timedelta(days=2) - timedelta(microseconds=1), (2, 5, 5, None, 400, None)),
-    (1, _AT + timedelta(days=9), (0, 12, None, 7, 400, None)),  # an empty window: 0 visits, no sum
-    (2, _AT + timedelta(days=9), (0, None, None, None, None, None)),  # a member without rows
-    (9, _AT + timedelta(days=9), (None, None, None, None, None, None)),  # an unknown key
-    (1, None, (None, None, None, None, None, None)),
+_DAY2, _DAY4 = date(2024, 1, 2), date(2024, 1, 4)
+STORED_EXPECTED = [  # (member, t) -> visits_2d, spent, spent_2d, last_spent, last_day, level, level_1h
+    (1, _AT - timedelta(microseconds=1), (0, None, None, None, None, None, None)),
+    # a DATE is its midnight; the visit without an amount is the last (id 2)
+    (1, _AT, (2, 5, 5, None, _DAY2, None, None)),
+    (1, _AT + timedelta(hours=12, minutes=29), (2, 5, 5, None, _DAY2, None, None)),  # 11 is not stored yet
+    (1, _AT + timedelta(hours=12, minutes=30), (2, 5, 5, None, _DAY2, 200, 200)),
+    (1, _AT + timedelta(hours=13), (2, 5, 5, None, _DAY2, 100, 100)),  # 10 known now: the greater created time
+    (1, _AT + timedelta(hours=13, microseconds=1), (2, 5, 5, None, _DAY2, 100, None)),  # over an hour old
+    (1, _AT + timedelta(days=1), (2, 5, 5, None, _DAY2, 100, None)),  # a day old: still within the ttl
+    (1, _AT + timedelta(days=1, hours=4), (2, 5, 5, None, None, 100, None)),  # 12 and 13 not stored yet
+    (1, _AT + timedelta(days=1, hours=5), (2, 5, 5, None, None, 400, None)),  # 13: the greater key of a full tie
+    (1, _AT + timedelta(days=2), (1, 12, 7, 7, _DAY4, 400, None)),  # the window (t - 2 days, t] leaves out day 2
+    (1, _AT + timedelta(days=2) - timedelta(microseconds=1), (2, 5, 5, None, None, 400, None)),
+    (1, _AT + timedelta(days=9), (0, 12, None, 7, None, 400, None)),  # an empty window: 0 visits, no sum
+    (2, _AT + timedelta(days=9), (0, None, None, None, None, None, None)),  # a member without rows
+    (9, _AT + timedelta(days=9), (None, None, None, None, None, None, None)),  # an unknown key
+    (1, None, (None, None, None, None, None, None, None)),
 ]
 
 

@@ -201,22 +201,19 @@ class _Prefix:
             window = exp.Window(this=aggregate.copy(), partition_by=[k.copy() for k in partition],
                                 order=exp.Order(expressions=[exp.Ordered(this=t.copy())]))
             items.append(exp.alias_(window, ident(name)))
-        if self.ranked:
-            # The key columns after the time, a null one lowest, as ROW_NUMBER's DESC NULLS LAST ranks them
-            # elsewhere; the time's own order comes first, so one sort serves both windows.
-            ties = [_ascending(exp.column(k, table=ident(self.owner.name))) for k in self.owner.key]
-            rank = exp.Window(this=exp.RowNumber(), partition_by=[k.copy() for k in partition],
-                              order=exp.Order(expressions=[exp.Ordered(this=t.copy()), *ties]))
-            items += [*(exp.alias_(e.copy(), ident(n)) for n, e in self.ranked.items()),
-                      exp.alias_(rank, ident("rank"))]
+        ranking = [exp.Ordered(this=exp.column(ident("t")))]
+        if self.ranked:  # then the key columns, a null one lowest, as ROW_NUMBER's DESC NULLS LAST ranks them
+            ties = {f"tie__{k}": exp.column(k, table=ident(self.owner.name)) for k in self.owner.key}
+            items += [exp.alias_(e.copy(), ident(n)) for n, e in (*self.ranked.items(), *ties.items())]
+            ranking += [_ascending(exp.column(ident(n))) for n in ties]
         present = [exp.Not(this=exp.Is(this=e.copy(), expression=exp.Null())) for e in (*self.keys, self.time)]
         inner = joined(exp.select(*items), self.scope.model, self.scope.base, self.scope.joins.values())
         inner = inner.where(exp.and_(*present))
-        by_time, by_rank = exp.Ordered(this=exp.column(ident("t"))), exp.Ordered(this=exp.column(ident("rank")))
+        by_time = exp.Ordered(this=exp.column(ident("t")))
         outer = exp.select(*(exp.column(ident(c)) for c in entity.key),
                            *(exp.alias_(_array_agg(exp.column(ident(n)), by_time.copy()), ident(n))
                              for n in ("t", *self.running)),
-                           *(exp.alias_(_array_agg(exp.column(ident(n)), by_rank.copy()), ident(n))
+                           *(exp.alias_(_array_agg(exp.column(ident(n)), *(o.copy() for o in ranking)), ident(n))
                              for n in self.ranked))
         outer = outer.from_(exp.alias_(exp.Subquery(this=inner), ident("running"), table=True))
         return outer.group_by(*(exp.column(ident(c)) for c in entity.key))
@@ -335,7 +332,7 @@ class _Latest:
 
     def _field(self, name: str, expr: exp.Expr, t: exp.Expr) -> exp.Expr:
         if self.arrays is not None:
-            if expr is self.event:  # the sorted times: the row at t's position has the latest of them
+            if name == "event_time":  # for the ttl: the sorted times hold it, as a TIMESTAMP
                 return _element(self.arrays.spined.array("t"), self.arrays.at(None, t))
             return self.arrays.latest(name, expr, t)
         if self.known is None:
