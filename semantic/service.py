@@ -211,8 +211,8 @@ class Service:
     def from_memory(self, query: SemanticQuery, access: Access = TRUSTED, *,
                     exact: bool | Collection[str] = False) -> Result | None:
         """`query(query, access, exact=exact)` when this process's memory holds all of it and nothing would run
-        first (its plan, no refresh key or key check due, a fresh entry of an in-process store, its rows
-        converted); else None. Callers on an event loop answer these at once, without a worker thread (whose
+        first (its plan, no refresh key, key check or join verdict due, a fresh entry of an in-process store, its
+        rows converted); else None. Callers on an event loop answer these at once, without a worker thread (whose
         hand-off costs more than the answer on a busy machine), and send the rest to one."""
         if not self.freshness.settled():
             return None
