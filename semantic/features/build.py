@@ -615,7 +615,9 @@ class _PointInTime:
             if column.type in _SQL_CASTS:
                 value = exp.cast(value, _SQL_CASTS[column.type])
             items.append(exp.alias_(value, ident(column.alias)))
-        final = exp.select(*items).from_(self._spine_source())
+        spined = [s for s in (*(a.spined for a in self.arrays.values()),
+                               *(x.known for x in self.latest.values() if x.known is not None)) if s.columns]
+        final = exp.select(*items).from_(_table(self.spine, SPINE))
         ctes: list[tuple[str, exp.Select]] = []
         if self.form == "asof":
             # First: an ASOF join sorts its left side with every column that side carries, and DuckDB keeps ASOF
@@ -625,10 +627,15 @@ class _PointInTime:
                 ctes.append((latest.name, latest.asof_cte(entity)))
                 final.append("joins", latest.asof_join(entity, self.t))
         # The entity's own row, for dimension features and to tell known keys (0 events) from unknown ones (null).
-        final = final.join(aliased(entity, entity.name, self.model.dialect),
-                           on=exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=exp.column(c, table=ident(entity.name)))
-                                         for c in entity.key)), join_type="left")
+        if not spined:
+            final = final.join(aliased(entity, entity.name, self.model.dialect), join_type="left", on=exp.and_(
+                *(exp.EQ(this=_col(c, SPINE), expression=exp.column(c, table=ident(entity.name))) for c in entity.key)))
         final = join_all(final, self.model, (j for j in self.scope.joins.values() if j.alias != entity.name), "left")
+        if spined:  # the entity's row comes with the arrays, its columns as the spine's `<entity>__<column>`
+            own = {c.name for c in final.find_all(exp.Column) if c.table == entity.name}
+            final.transform(lambda n: _col(f"{entity.name}__{n.name}", SPINE)  # in place: the root stays
+                            if isinstance(n, exp.Column) and n.table == entity.name else n, copy=False)
+            final = final.from_(self._spine_source(spined, sorted({*entity.key, *own})), copy=False)
         for latest in self.latest.values():
             if self.form == "asof":
                 continue  # joined above
@@ -648,19 +655,16 @@ class _PointInTime:
             final = final.with_(ident(name), as_=cte, copy=False)
         return final, columns
 
-    def _spine_source(self) -> exp.Expr:
-        """The spine, or, with sources in the prefix form, the spine with their arrays and positions in them.
+    def _spine_source(self, spined: Sequence[_Spined], own: Sequence[str]) -> exp.Expr:
+        """The spine with the entity's row (its columns `own`) and, of each source in the prefix form, the arrays
+        and positions in them.
 
-        The arrays of every source are first joined per key of the entity (`keyed`: its own rows, a few per
-        spine row's key), so each spine row is joined once, not once per source; a key the entity does not have
+        The arrays of every source are first joined to the entity's rows (`keyed`: a few per spine row's key), so
+        each spine row is joined once, not once per source and again to its entity; a key the entity does not have
         gets no features anyway. Both are subqueries PostgreSQL does not merge into the query (OFFSET 0): the join
         order stays, and a position several features read is searched for once per spine row."""
-        spined = [s for s in (*(a.spined for a in self.arrays.values()),
-                               *(x.known for x in self.latest.values() if x.known is not None)) if s.columns]
-        if not spined:
-            return _table(self.spine, SPINE)
         entity, keyed = self.entity, "keyed"
-        arrays: dict[tuple[str, str], str] = {}  # (CTE, column) -> its name in `keyed`
+        arrays: dict[tuple[str, str], str] = {(entity.name, c): f"{entity.name}__{c}" for c in own}
 
         def from_keyed(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Column) and node.table in {s.cte for s in spined}:
@@ -668,18 +672,19 @@ class _PointInTime:
                 return _col(name, keyed)
             return node
 
-        items: list[exp.Expr] = [exp.Column(this=exp.Star(), table=ident(SPINE))]
+        items: list[exp.Expr] = [exp.Column(this=exp.Star(), table=ident(SPINE)),
+                                 *(exp.alias_(_col(n, keyed), ident(n)) for n in arrays.values())]
         for source in spined:
             items += [exp.alias_(e.transform(from_keyed), ident(f"{source.cte}__{n}"))
                       for n, e in source.columns.items()]
-        rows = exp.select(*(exp.alias_(exp.column(c, table=ident(entity.name)), ident(c)) for c in entity.key),
-                          *(exp.alias_(_col(c, cte), ident(n)) for (cte, c), n in arrays.items()))
+        rows = exp.select(*(exp.alias_(exp.column(c, table=ident(t)) if t == entity.name else _col(c, t), ident(n))
+                            for (t, c), n in arrays.items()))
         rows = rows.from_(aliased(entity, entity.name, self.model.dialect))
         for source in spined:
             rows = rows.join(exp.Table(this=ident(source.cte)), join_type="left", on=exp.and_(
                 *(exp.EQ(this=exp.column(c, table=ident(entity.name)), expression=_col(c, source.cte))
                   for c in entity.key)))
-        on = exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=_col(c, keyed)) for c in entity.key))
+        on = exp.and_(*(exp.EQ(this=_col(c, SPINE), expression=_col(f"{entity.name}__{c}", keyed)) for c in entity.key))
         select = exp.select(*items).from_(_table(self.spine, SPINE)).join(
             exp.alias_(exp.Subquery(this=rows.offset(0)), ident(keyed), table=True), on=on, join_type="left")
         return exp.alias_(exp.Subquery(this=select.offset(0)), ident(SPINE), table=True)
