@@ -165,7 +165,8 @@ class _Prefix:
     ranking order (time, then key: ties go to the greatest key) for latest features. WIDTH_BUCKET's binary search
     gives how many rows are at or before t, so a count or sum over (t - window, t] is a difference of two running
     totals, and the latest row at or before t is the one at t's position. Metric and latest features of one
-    source share its arrays, its scope and one pass over its rows."""
+    source share its arrays, its scope and one pass over its rows. Integer and decimal sums are exact; a float sum
+    over a window, a difference of two running sums, may differ from the window's own sum in its last digits."""
 
     owner: Entity
     scope: Scope
