@@ -217,6 +217,8 @@ class SqlWarehouse:
                         cursor.execute(exp.Analyze(tables=[exp.to_table(name, quoted=True)]).sql("postgres"))
                     if tables:  # a training set: settings for its statement only (SET LOCAL, as set_config's true)
                         cursor.execute(_TRAINING_SETTINGS.format(work_mem=exp.Literal.string(self.work_mem).sql("postgres")))
+                        if max(table.num_rows for table in tables.values()) >= PREFIX_MIN_ROWS:
+                            cursor.execute(_ARRAYS_SETTINGS)
                         cursor.execute("SET transaction_read_only = on")
                     cursor.execute(sql)
                     return _decimals(cursor.fetch_arrow_table())
@@ -251,11 +253,16 @@ class SqlWarehouse:
             self._arrow_pool.dispose()
 
 
-# A training-set statement reads whole tables, sorting or hashing each once (`semantic/features/build.py`): with
-# enough work_mem (1M orders take ~110 MB) no sort spills, and without plain index scans none of those tables is read
-# in key order by random heap fetches, which the planner costs as cached (4-8 s against ~1 s for a sequential scan
-# and a sort of 1M orders).
-_TRAINING_SETTINGS = "SELECT set_config('work_mem', {work_mem}, true), set_config('enable_indexscan', 'off', true)"
+# PostgreSQL training sets of this many spine rows or more read per-key sorted arrays (`semantic/features/build.py`),
+# which cost a sort of every source whole (~5 s for the example's 1M orders and 3M page views); smaller ones range
+# joins, which cost per spine row (10k rows: 0.4 s by range joins, 5 s by arrays; 100k 2.4 s and 5 s; 1M 44 s and 9 s).
+PREFIX_MIN_ROWS = 250_000
+# A training-set statement sorts or hashes what it reads: with enough work_mem (1M orders take ~110 MB) no sort
+# spills. The arrays read whole tables, so without plain index scans none is read in key order by random heap
+# fetches, which the planner costs as cached (4-8 s against ~1 s for a sequential scan and a sort of 1M orders); the
+# range joins of a small spine want them (100k rows: 2.4 s with, 3.2 s without).
+_TRAINING_SETTINGS = "SELECT set_config('work_mem', {work_mem}, true)"
+_ARRAYS_SETTINGS = "SELECT set_config('enable_indexscan', 'off', true)"
 
 
 def _libpq_uri(url: sa.URL, timeout: float | None) -> str:

@@ -46,7 +46,8 @@ from hypothesis import strategies as st
 from api.app import create_app
 from examples.shop.generate import generate
 from semantic.errors import QueryError, UnknownFieldError, WarehouseError
-from semantic.execute import SqlWarehouse
+from semantic.execute import PREFIX_MIN_ROWS, SqlWarehouse
+from semantic.features import build as feature_build
 from semantic.features.request import FeatureRequest
 from semantic.features.training import Spine, assemble, build_training
 from semantic.loader import load
@@ -634,9 +635,12 @@ def stored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         warehouse.close()
 
 
-def test_date_and_timestamptz_columns(stored: Service) -> None:
+@pytest.mark.parametrize("arrays_from", [0, 10**12], ids=["arrays", "range-joins"])
+def test_date_and_timestamptz_columns(stored: Service, arrays_from: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Event times stored as DATE (a day is its midnight) and TIMESTAMPTZ, against hand-computed values: ties on
-    time, created times, a ttl, window edges a microsecond either side, an empty window, unknown keys, a null time."""
+    time, created times, a ttl, window edges a microsecond either side, an empty window, unknown keys, a null time;
+    on PostgreSQL in both its forms (per-key arrays from `PREFIX_MIN_ROWS` spine rows, range joins below)."""
+    monkeypatch.setattr(feature_build, "PREFIX_MIN_ROWS", arrays_from)
     spine = [(key, t) for key, t, _ in STORED_EXPECTED]
     result = stored.training_set("member", spine_table(spine, "member_id"), STORED_FEATURES)
     for (key, t, want), got in zip(STORED_EXPECTED, result.select(STORED_FEATURES).to_pylist(), strict=True):
@@ -734,6 +738,17 @@ def test_spine_refusals(model: Model, spine: pa.Table, names: list[str] | None, 
     with pytest.raises(error, match=None) as raised:
         Spine.create(model, "customer", spine, names)
     assert words in str(raised.value)
+
+
+def test_postgres_reads_arrays_for_large_spines_only(model: Model) -> None:
+    """Range joins cost per spine row, the per-key arrays a sort of every source: PostgreSQL reads the arrays from
+    `PREFIX_MIN_ROWS` spine rows on."""
+    def sql(rows: int) -> str:
+        return render(feature_build.build_training(model, "customer", ["orders_last_30d"], "s", "postgres", rows)[0],
+                      "postgres")
+
+    assert "WIDTH_BUCKET" in sql(PREFIX_MIN_ROWS)
+    assert "WIDTH_BUCKET" not in sql(PREFIX_MIN_ROWS - 1)
 
 
 def test_the_spine_is_a_table_not_literals(model: Model) -> None:

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from sqlglot import exp
 
 from semantic.errors import CompileError, QueryError
+from semantic.execute import PREFIX_MIN_ROWS
 from semantic.features.request import FeatureRequest
 from semantic.model import Entity, Feature, Metric, Model
 from semantic.plan.paths import join_path
@@ -697,12 +698,13 @@ class _PointInTime:
 
 
 
-def build_training(model: Model, entity: str, names: Sequence[str], table: str, dialect: str
+def build_training(model: Model, entity: str, names: Sequence[str], table: str, dialect: str, rows: int
                    ) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
-    """The statement answering a training set over the spine rows registered as `table` (`spine_row`, the key
-    columns, `spine_time`), and its feature columns; it returns `spine_row` then one column per feature, one row per
-    spine row in no order (the caller orders them by `spine_row`)."""
-    form = "asof" if dialect in ASOF_DIALECTS else "prefix" if dialect in PREFIX_DIALECTS else "ranked"
+    """The statement answering a training set over the `rows` spine rows registered as `table` (`spine_row`, the
+    key columns, `spine_time`), and its feature columns; it returns `spine_row` then one column per feature, one row
+    per spine row in no order (the caller orders them by `spine_row`)."""
+    prefix = dialect in PREFIX_DIALECTS and rows >= PREFIX_MIN_ROWS
+    form = "asof" if dialect in ASOF_DIALECTS else "prefix" if prefix else "ranked"
     builder = _PointInTime(model, model.entities[entity], table, form=form)
     return builder.build(names, [_col(SPINE_ROW, SPINE)])
 

@@ -121,7 +121,7 @@ def _time_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
 def build_training(model: Model, spine: Spine, table: str, dialect: str) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
     """The statement answering a training-set request over the spine rows registered as `table`, and its feature
     columns; the statement returns `spine_row` then one column per feature, one row per spine row in no order."""
-    return build.build_training(model, spine.entity, spine.names, table, dialect)
+    return build.build_training(model, spine.entity, spine.names, table, dialect, spine.rows.num_rows)
 
 
 def assemble(spine: Spine, answer: pa.Table, columns: Sequence[OutputColumn]) -> pa.Table:
