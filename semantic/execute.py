@@ -190,6 +190,11 @@ class SqlWarehouse:
         """`tables` reach the warehouse as tables, never as literals: DuckDB scans the Arrow data where it lies
         (`register`); PostgreSQL gets TEMP tables filled by binary COPY (ADBC's bulk ingest), in the statement's
         own transaction, which the rollback at the end drops. All on one connection checkout."""
+        return self.arrow_all([sql], tables)[0]
+
+    def arrow_all(self, sqls: Sequence[str], tables: Mapping[str, pa.Table]) -> list[pa.Table]:
+        """Statements reading `tables` (as `arrow_with`), one after another in one transaction: one snapshot of
+        the data for all of them."""
         raw = self._raw()
         connection = raw.driver_connection
         try:
@@ -198,17 +203,23 @@ class SqlWarehouse:
                     try:
                         for name, table in tables.items():
                             connection.register(name, table)
-                        return connection.sql(sql).to_arrow_table()
+                        if len(sqls) == 1:
+                            return [connection.sql(sqls[0]).to_arrow_table()]
+                        connection.begin()
+                        try:
+                            return [connection.sql(sql).to_arrow_table() for sql in sqls]
+                        finally:
+                            connection.rollback()  # it only read
                     finally:
                         for name in tables:
                             connection.unregister(name)
                 cursor = connection.cursor()
                 if self._arrow_pool is None:  # another SQLAlchemy driver: rows, by columns
-                    if tables:
+                    if tables or len(sqls) != 1:
                         raise WarehouseError(f"sending tables to {self.dialect} is not supported")
-                    cursor.execute(sql)
+                    cursor.execute(sqls[0])
                     names, rows = [d[0] for d in cursor.description or ()], cursor.fetchall()
-                    return pa.table({name: _array([row[i] for row in rows]) for i, name in enumerate(names)})
+                    return [pa.table({name: _array([row[i] for row in rows]) for i, name in enumerate(names)})]
                 try:
                     if tables:  # the TEMP tables are this layer's own writes: the transaction turns read-only
                         cursor.execute("SET TRANSACTION READ WRITE")  # (allowed mid-transaction) once they are in
@@ -220,8 +231,11 @@ class SqlWarehouse:
                         if max(table.num_rows for table in tables.values()) >= PREFIX_MIN_ROWS:
                             cursor.execute(_ARRAYS_SETTINGS)
                         cursor.execute("SET transaction_read_only = on")
-                    cursor.execute(sql)
-                    return _decimals(cursor.fetch_arrow_table())
+                    answers = []
+                    for sql in sqls:  # ADBC runs them in one transaction, which the rollback below ends
+                        cursor.execute(sql)
+                        answers.append(_decimals(cursor.fetch_arrow_table()))
+                    return answers
                 finally:
                     cursor.close()
         finally:

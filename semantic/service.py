@@ -28,7 +28,7 @@ from semantic.errors import CompileError, QueryError, did_you_mean
 from semantic.execute import Table, Warehouse
 from semantic.features.build import build_features
 from semantic.features.request import FeatureRequest, feature_names
-from semantic.features.training import Spine, assemble, build_training, to_pandas
+from semantic.features.training import Spine, assemble, build_training, side_by_side, to_pandas
 from semantic.freshness import Freshness
 from semantic.integrity import KeyGuard, feature_uses
 from semantic.metrics import CACHE_HITS
@@ -355,14 +355,25 @@ class Service:
         if self.integrity is not None:
             self.integrity.check(feature_uses(self.model, entity, checked.names))
         table_name = f"spine_{uuid.uuid4().hex[:12]}"  # connections are pooled: no name is shared by two calls
-        tree, columns = build_training(view.model, checked, table_name, warehouse.dialect)
-        sql = self._render(tree, warehouse.dialect, "this training set")
+        together = getattr(warehouse, "arrow_all", None)  # several statements on one snapshot
+        statements = build_training(view.model, checked, table_name, warehouse.dialect, split=together is not None)
+        sqls = [self._render(tree, warehouse.dialect, "this training set") for tree, _ in statements]
+        order = {name: i for i, name in enumerate(checked.names)}
+        columns = sorted((c for _, found in statements for c in found), key=lambda c: order[c.name])
         # Arrow's allocator keeps the pages of tables already freed (an earlier training set's columns, ~100 MB
         # at 1M rows) for its own reuse; the statement's working memory comes from the warehouse's allocator, so
         # they go back to the system first (1M rows x 13 features on DuckDB: ~90 MB less peak).
         pa.default_memory_pool().release_unused()
+        tables = {table_name: checked.rows}
+        key = result_key("\n;\n".join(sqls), f"{warehouse.identity} (arrow)", view.fingerprint)
+
+        def together_answers() -> pa.Table:
+            assert together is not None
+            return side_by_side(together(sqls, tables), len(checked.rows))
+
         # The answer goes straight to `assemble`, which releases each of its columns once taken.
-        table = assemble(checked, self.run_arrow(sql, view.fingerprint, {table_name: checked.rows}), columns)
+        table = assemble(checked, self.run_arrow(sqls[0], view.fingerprint, tables) if len(sqls) == 1 else
+                         self.cache.get_or_run(key, together_answers, store=False).table, columns)
         return to_pandas(table) if pandas else table
 
 

@@ -740,6 +740,21 @@ def test_spine_refusals(model: Model, spine: pa.Table, names: list[str] | None, 
     assert words in str(raised.value)
 
 
+def test_duckdb_reads_latest_and_metric_features_in_two_statements(model: Model) -> None:
+    """With a warehouse that runs statements on one snapshot, DuckDB answers the latest and dimension features in
+    one statement and the metric and derived ones in another (less memory: ASOF joins beside the final joins by
+    spine row make DuckDB hold those joins' probe rows); every feature once, in one statement or the other."""
+    names = [n for n in model.entities["customer"].features]
+    spine = Spine.create(model, "customer", pa.table({"customer_id": [1], "event_timestamp": [datetime(2024, 1, 1)]}),
+                         names)
+    kinds = {n: model.entities["customer"].features[n].kind for n in names}
+    split = [[c.name for c in columns] for _, columns in build_training(model, spine, "s", "duckdb", split=True)]
+    assert {kinds[n] for n in split[1]} <= {"metric", "derived"} and {kinds[n] for n in split[0]}.isdisjoint(
+        {"metric", "derived"}) and sorted(split[0] + split[1]) == sorted(names), split
+    assert len(build_training(model, spine, "s", "duckdb")) == 1
+    assert len(build_training(model, spine, "s", "postgres", split=True)) == 1
+
+
 def test_postgres_reads_arrays_for_large_spines_only(model: Model) -> None:
     """Range joins cost per spine row, the per-key arrays a sort of every source: PostgreSQL reads the arrays from
     `PREFIX_MIN_ROWS` spine rows on."""
@@ -755,8 +770,8 @@ def test_the_spine_is_a_table_not_literals(model: Model) -> None:
     """The keys and times reach SQL only as the registered table; DuckDB gets ASOF, PostgreSQL ROW_NUMBER."""
     spine = Spine.create(model, "customer", pa.table({"customer_id": [987654321],
                                                       "event_timestamp": [datetime(2031, 7, 9, 8, 7, 6)]}))
-    duck = render(build_training(model, spine, "the_spine", "duckdb")[0], "duckdb")
-    postgres = render(build_training(model, spine, "the_spine", "postgres")[0], "postgres")
+    duck = render(build_training(model, spine, "the_spine", "duckdb")[0][0], "duckdb")
+    postgres = render(build_training(model, spine, "the_spine", "postgres")[0][0], "postgres")
     for sql in (duck, postgres):
         assert "987654321" not in sql and "2031" not in sql and '"the_spine"' in sql
     assert "ASOF LEFT JOIN" in duck and "ROW_NUMBER" not in duck

@@ -118,10 +118,33 @@ def _time_column(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
                      f"ISO 8601 text")
 
 
-def build_training(model: Model, spine: Spine, table: str, dialect: str) -> tuple[exp.Select, tuple[OutputColumn, ...]]:
-    """The statement answering a training-set request over the spine rows registered as `table`, and its feature
-    columns; the statement returns `spine_row` then one column per feature, one row per spine row in no order."""
-    return build.build_training(model, spine.entity, spine.names, table, dialect, spine.rows.num_rows)
+def build_training(model: Model, spine: Spine, table: str, dialect: str, split: bool = False
+                   ) -> list[tuple[exp.Select, tuple[OutputColumn, ...]]]:
+    """The statements answering a training-set request over the spine rows registered as `table`, each with its
+    feature columns; each returns `spine_row` then one column per feature, one row per spine row in no order.
+
+    One statement, or with `split` (a warehouse that runs several on one snapshot) on DuckDB two: the latest and
+    dimension features, then the metric and derived ones. DuckDB holds the probe rows of the final joins by
+    `spine_row` partition by partition while ASOF joins run beside them: 1M spine rows x 13 features peak at
+    ~1,080 MB in one statement, ~780 MB in two (1.5 s against 1.75 s)."""
+    groups: list[Sequence[str]] = [spine.names]
+    if split and dialect in build.ASOF_DIALECTS:
+        features = model.entities[spine.entity].features
+        later = [n for n in spine.names if features[n].kind in ("metric", "derived")]
+        groups = [g for g in ([n for n in spine.names if n not in later], later) if g]
+    return [build.build_training(model, spine.entity, names, table, dialect, spine.rows.num_rows) for names in groups]
+
+
+def side_by_side(answers: Sequence[pa.Table], size: int) -> pa.Table:
+    """Answers over the same spine rows as one: each put in spine order (each spine row checked to come once), the
+    columns of all beside one `spine_row` 0..size-1."""
+    columns: dict[str, pa.ChunkedArray] = {SPINE_ROW: pa.chunked_array([np.arange(size, dtype=np.int64)])}
+    for answer in answers:
+        order = _spine_order(answer, size)
+        for name in answer.column_names:
+            if name != SPINE_ROW:
+                columns[name] = answer.column(name) if order is None else answer.column(name).take(order)
+    return pa.table(columns)
 
 
 def assemble(spine: Spine, answer: pa.Table, columns: Sequence[OutputColumn]) -> pa.Table:
