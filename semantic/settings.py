@@ -89,6 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("duckdb_threads", 0, "DuckDB worker threads; 0: one per core"),
     Setting("postgres_work_mem", "256MB", "PostgreSQL's work_mem for a training-set statement only: memory each "
                                           "of its sorts and hashes may take before spilling to disk"),
+    Setting("postgres_training_connections", 2, "PostgreSQL connections one large training set runs on at once, "
+                                                "each for a share of the spine's keys, all on one snapshot (as many "
+                                                "as the pool has spare); 1: one connection"),
     Setting("http_max_age", 60, "seconds browsers and CDNs may keep an answer to a GraphQL GET without errors "
                                 "(Cache-Control max-age: public without credentials, private with them); 0: no-store"),
     Setting("persisted_queries_file", "", "a JSON file of the only documents that run (Apollo's persisted-query "

@@ -45,7 +45,8 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from examples.shop.generate import generate
-from semantic.errors import QueryError, UnknownFieldError, WarehouseError
+from semantic import execute
+from semantic.errors import QueryError, UnknownFieldError, WarehouseError, WarehouseTimeoutError
 from semantic.execute import PREFIX_MIN_ROWS, SqlWarehouse
 from semantic.features import build as feature_build
 from semantic.features.request import FeatureRequest
@@ -507,6 +508,120 @@ def test_duplicate_key_rows_resolve_to_the_greatest_key(pit: Pit) -> None:
     spine = [(r["member_id"], r["written_at"]) for r in ties]
     result = pit.service.training_set("member", spine_table(spine, "member_id"), ["value"])
     check(result, spine, pit.expected, ["value"])
+
+
+def _postgres_only(pit: Pit) -> SqlWarehouse:
+    warehouse = pit.service.warehouse
+    if not isinstance(warehouse, SqlWarehouse) or warehouse.dialect != "postgres":
+        pytest.skip("answering a spine in parts is PostgreSQL's")
+    return warehouse
+
+
+def _count_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of parts of each training set answered in parts, as `SqlWarehouse._split` is given them."""
+    counts: list[int] = []
+    split = SqlWarehouse._split
+
+    def counting(self: SqlWarehouse, sql: str, tables: Any, parts: Any) -> pa.Table:
+        counts.append(len(parts))
+        return split(self, sql, tables, parts)
+
+    monkeypatch.setattr(SqlWarehouse, "_split", counting)
+    return counts
+
+
+@pytest.mark.parametrize("arrays_from", [0, 10**12], ids=["arrays", "range-joins"])
+def test_pit_in_parts_matches_the_oracle(pit: Pit, arrays_from: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spine answered in two parts on two connections (by its keys, dealt round) gives the oracle's values for
+    every edge, in both forms; each part reads only its own keys' rows."""
+    _postgres_only(pit)
+    monkeypatch.setattr(feature_build, "PREFIX_MIN_ROWS", arrays_from)
+    monkeypatch.setattr(execute, "SPLIT_MIN_ROWS", 0)
+    counts = _count_parts(monkeypatch)
+    spine: list[tuple[Any, datetime | None]] = [*pit.anchors, (99, BASE), (3, None)]
+    result = pit.service.training_set("member", spine_table(spine, "member_id"), PIT_FEATURES)
+    check(result, spine, pit.expected, PIT_FEATURES)
+    assert counts == [2]
+
+
+def test_pit_parts_read_one_snapshot(pit: Pit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows committed after the first part began are seen by no part: the second imports the first's snapshot.
+    Here an event per member lands just before the second part's first statement."""
+    warehouse = _postgres_only(pit)
+    monkeypatch.setattr(feature_build, "PREFIX_MIN_ROWS", 0)
+    monkeypatch.setattr(execute, "SPLIT_MIN_ROWS", 0)
+    at = BASE + timedelta(hours=30)
+    spine = spine_table([(k, at) for k in pit.keys], "member_id")
+    before = pit.service.training_set("member", spine, PIT_FEATURES)
+    inserted: list[bool] = []
+    run_part = SqlWarehouse._postgres
+
+    def writing_first(self: SqlWarehouse, connection: Any, sqls: Any, tables: Any, begin: Any = ()) -> Any:
+        if any("SNAPSHOT" in statement for statement in begin) and not inserted:
+            with psycopg.connect(str(warehouse.engine.url).replace("+psycopg", ""), autocommit=True) as con:
+                con.execute("INSERT INTO pit_events SELECT 9000 + member_id, member_id, %s, 1, 'late' "
+                            "FROM pit_members", (at - timedelta(minutes=1),))
+            inserted.append(True)
+        return run_part(self, connection, sqls, tables, begin)
+
+    monkeypatch.setattr(SqlWarehouse, "_postgres", writing_first)
+    try:
+        during = pit.service.training_set("member", spine, PIT_FEATURES)
+        assert inserted
+        assert during.equals(before)
+        monkeypatch.setattr(SqlWarehouse, "_postgres", run_part)
+        after = pit.service.training_set("member", spine, PIT_FEATURES)
+        assert after.column("events_3h").to_pylist() != before.column("events_3h").to_pylist()  # the rows are there
+    finally:
+        with psycopg.connect(str(warehouse.engine.url).replace("+psycopg", ""), autocommit=True) as con:
+            con.execute("DELETE FROM pit_events WHERE event_id >= 9000")
+
+
+def test_pit_parts_only_with_spare_connections(pit: Pit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no connection to spare in the pool the spine is answered whole, on one, never waiting for another;
+    with one to spare, in two parts."""
+    warehouse = _postgres_only(pit)
+    monkeypatch.setattr(feature_build, "PREFIX_MIN_ROWS", 0)
+    monkeypatch.setattr(execute, "SPLIT_MIN_ROWS", 0)
+    counts = _count_parts(monkeypatch)
+    narrow = SqlWarehouse(str(warehouse.engine.url), pool_size=1, pool_timeout=0.5)
+    try:
+        service = Service(pit.service.model, narrow)
+        spine: list[tuple[Any, datetime | None]] = [(k, BASE + timedelta(hours=30)) for k in pit.keys]
+        held = narrow._raw()
+        try:
+            check(service.training_set("member", spine_table(spine, "member_id"), PIT_FEATURES), spine,
+                  pit.expected, PIT_FEATURES)
+        finally:
+            held.close()
+        assert counts == []
+        check(service.training_set("member", spine_table(spine, "member_id"), PIT_FEATURES), spine, pit.expected,
+              PIT_FEATURES)
+        assert counts == [2]
+    finally:
+        narrow.close()
+
+
+def test_pit_failed_part_fails_the_whole(pit: Pit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts past the statement time limit: one error, the time limit's, and every connection back in the pool,
+    usable (each part's transaction rolled back)."""
+    warehouse = _postgres_only(pit)
+    monkeypatch.setattr(feature_build, "PREFIX_MIN_ROWS", 0)
+    monkeypatch.setattr(execute, "SPLIT_MIN_ROWS", 0)
+    counts = _count_parts(monkeypatch)
+    hasty = SqlWarehouse(str(warehouse.engine.url), timeout=0.25)
+    try:
+        service = Service(pit.service.model, hasty)
+        spine = pa.table({"member_id": np.tile(np.array(pit.keys, np.int64), 30_000),
+                          "event_timestamp": pa.array([BASE + timedelta(hours=30)] * (30_000 * len(pit.keys)))})
+        with pytest.raises(WarehouseTimeoutError, match="longer than the 0.25 s limit"):
+            service.training_set("member", spine, PIT_FEATURES)
+        assert counts == [2]
+        assert hasty._arrow_pool is not None and hasty._arrow_pool.checkedout() == 0
+        hasty.timeout = None
+        assert hasty.arrow("SELECT 1 AS one").column("one").to_pylist() == [1]
+    finally:
+        hasty.close()
 
 
 @pytest.mark.parametrize("hours", [3, 27.5, 50])

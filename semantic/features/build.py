@@ -194,7 +194,7 @@ class _Prefix:
         self.ranked.setdefault(name, value)
         return _element(self.spined.array(name), self.at(None, t))
 
-    def cte(self, entity: Entity) -> exp.Select:
+    def cte(self, entity: Entity, within: Callable[[exp.Expr], exp.Expr]) -> exp.Select:
         t = exp.cast(self.time.copy(), _TIMESTAMP)
         partition = [k.copy() for k in self.keys]
         items: list[exp.Expr] = [*(exp.alias_(k.copy(), ident(c)) for k, c in zip(self.keys, entity.key, strict=True)),
@@ -210,7 +210,7 @@ class _Prefix:
             ranking += [_ascending(exp.column(ident(n))) for n in ties]
         present = [exp.Not(this=exp.Is(this=e.copy(), expression=exp.Null())) for e in (*self.keys, self.time)]
         inner = joined(exp.select(*items), self.scope.model, self.scope.base, self.scope.joins.values())
-        inner = inner.where(exp.and_(*present))
+        inner = inner.where(exp.and_(*present, within(self.keys[0])))
         by_time = exp.Ordered(this=exp.column(ident("t")))
         outer = exp.select(*(exp.column(ident(c)) for c in entity.key),
                            *(exp.alias_(_array_agg(exp.column(ident(n)), by_time.copy()), ident(n))
@@ -383,7 +383,7 @@ class _Latest:
         times = 1 if self.created is None else 2
         return [e.expression for e in self._ranking_struct().expressions[times:]]
 
-    def known_cte(self, entity: Entity) -> exp.Select:
+    def known_cte(self, entity: Entity, within: Callable[[exp.Expr], exp.Expr]) -> exp.Select:
         """Per key, with a `created` time, its rows as arrays: `known`, the times they became known
         (greatest(time, created)), sorted; the values in ranking order (time, created time, key); and `best`: at
         each known time, the position in ranking order of the best row known by then (a running MAX, ties
@@ -400,7 +400,8 @@ class _Latest:
                           order=exp.Order(expressions=[_ascending(e.copy()) for e in self._ranking()]))
         ranked = self._from(exp.select(*keys, exp.alias_(known, ident("known")),
                                        *(exp.alias_(e.copy(), ident(n)) for n, e in fields.items()),
-                                       exp.alias_(rank, ident("rank")))).where(exp.and_(*present))
+                                       exp.alias_(rank, ident("rank")))).where(exp.and_(*present,
+                                                                                         within(self.keys[0])))
         best = exp.Window(this=exp.Max(this=exp.column(ident("rank"))),
                           partition_by=[exp.column(ident(c)) for c in entity.key],
                           order=exp.Order(expressions=[exp.Ordered(this=exp.column(ident("known")))]))
@@ -642,7 +643,7 @@ class _PointInTime:
             if self.form == "asof":
                 continue  # joined above
             if latest.known is not None:
-                ctes.append((latest.name, latest.known_cte(entity)))
+                ctes.append((latest.name, latest.known_cte(entity, self._within)))
             elif latest.arrays is None:
                 ctes.append((latest.name, latest.ranked_cte(entity, self.spine, self.t)))
                 final = self._join_on_row(final, latest.name)
@@ -650,7 +651,8 @@ class _PointInTime:
             if events.columns:
                 ctes.append((events.name, events.cte(entity, self.spine, self.t)))
                 final = self._join_on_row(final, events.name)
-        ctes += [(arrays.spined.cte, arrays.cte(entity)) for arrays in self.arrays.values() if arrays.spined.columns]
+        ctes += [(arrays.spined.cte, arrays.cte(entity, self._within)) for arrays in self.arrays.values()
+                 if arrays.spined.columns]
         if spine_cte is not None:
             ctes.insert(0, (self.spine, spine_cte))
         for name, cte in ctes:
@@ -681,7 +683,8 @@ class _PointInTime:
                       for n, e in source.columns.items()]
         rows = exp.select(*(exp.alias_(exp.column(c, table=ident(t)) if t == entity.name else _col(c, t), ident(n))
                             for (t, c), n in arrays.items()))
-        rows = rows.from_(aliased(entity, entity.name, self.model.dialect))
+        rows = rows.from_(aliased(entity, entity.name, self.model.dialect)).where(
+            self._within(exp.column(entity.key[0], table=ident(entity.name))))
         for source in spined:
             rows = rows.join(exp.Table(this=ident(source.cte)), join_type="left", on=exp.and_(
                 *(exp.EQ(this=exp.column(c, table=ident(entity.name)), expression=_col(c, source.cte))
@@ -690,6 +693,12 @@ class _PointInTime:
         select = exp.select(*items).from_(_table(self.spine, SPINE)).join(
             exp.alias_(exp.Subquery(this=rows.offset(0)), ident(keyed), table=True), on=on, join_type="left")
         return exp.alias_(exp.Subquery(this=select.offset(0)), ident(SPINE), table=True)
+
+    def _within(self, key: exp.Expr) -> exp.Expr:
+        """`key` (a value of the entity's first key column) is in the spine: a source read whole for its arrays
+        reads only the keys of the spine's part when the spine is answered in parts (`SqlWarehouse._split`)."""
+        keys = exp.select(_col(self.entity.key[0], SPINE)).from_(_table(self.spine, SPINE))
+        return exp.In(this=key.copy(), query=exp.Subquery(this=keys))
 
     @staticmethod
     def _join_on_row(select: exp.Select, cte: str) -> exp.Select:

@@ -27,6 +27,7 @@ from sqlglot import exp
 
 from semantic import settings
 from semantic.errors import QueryError, WarehouseError
+from semantic.execute import SPLIT_BY
 from semantic.features import build
 from semantic.features.build import SPINE_ROW, SPINE_TIME
 from semantic.features.request import feature_names
@@ -74,7 +75,9 @@ class Spine:
         for key in found.key:
             rows[key] = _key_column(found, key, table.column(key))
         rows[SPINE_TIME] = _time_column(time_column, table.column(time_column))
-        return cls(found.name, checked, table, pa.table(rows))
+        # Each spine row is answered on its own, and the statement reads only keys within the spine's range of its
+        # first key column: the warehouse may answer it in parts by ranges of that column.
+        return cls(found.name, checked, table, pa.table(rows, metadata={SPLIT_BY: found.key[0].encode()}))
 
 
 def _arrow(spine: Any) -> pa.Table:
