@@ -614,7 +614,7 @@ def test_pit_failed_part_fails_the_whole(pit: Pit, monkeypatch: pytest.MonkeyPat
         service = Service(pit.service.model, hasty)
         spine = pa.table({"member_id": np.tile(np.array(pit.keys, np.int64), 30_000),
                           "event_timestamp": pa.array([BASE + timedelta(hours=30)] * (30_000 * len(pit.keys)))})
-        with pytest.raises(WarehouseTimeoutError, match="longer than the 0.25 s limit"):
+        with pytest.raises(WarehouseTimeoutError, match=r"longer than the 0\.25 s limit"):
             service.training_set("member", spine, PIT_FEATURES)
         assert counts == [2]
         assert hasty._arrow_pool is not None and hasty._arrow_pool.checkedout() == 0
