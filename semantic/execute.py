@@ -141,6 +141,7 @@ class SqlWarehouse:
         self.engine = sa.create_engine(parsed, **kwargs)
         self._arrow_pool: QueuePool | None = None
         self._arrow_capacity = 2 * size  # pool_size kept open, as many again opened under load
+        self._split_lock = threading.Lock()
         if self.dialect == "postgres":  # answers and spines through ADBC: Arrow end to end, binary COPY
             uri = _libpq_uri(parsed, timeout)
             self._arrow_pool = QueuePool(lambda: _adbc_connect(uri), pool_size=size, max_overflow=size,
@@ -197,11 +198,9 @@ class SqlWarehouse:
         """Statements reading `tables` (as `arrow_with`), one after another in one transaction: one snapshot of
         the data for all of them. On PostgreSQL a statement over a table marked `SPLIT_BY` may run in parts, on
         several connections at once (`_split`)."""
-        if self._arrow_pool is not None and len(sqls) == 1:
-            parts = self._parts(tables)
-            if len(parts) > 1:
-                return [self._split(sqls[0], tables, parts)]
-            tables = {name: _unmarked(table) for name, table in tables.items()}
+        if self._arrow_pool is not None and len(sqls) == 1 and _marked(tables):
+            return [self._split(sqls[0], tables)]
+        tables = {name: _unmarked(table) for name, table in tables.items()}
         raw = self._raw()
         connection = raw.driver_connection
         try:
@@ -232,26 +231,35 @@ class SqlWarehouse:
             self._release(raw)
 
     def _postgres(self, connection: Any, sqls: Sequence[str], tables: Mapping[str, pa.Table],
-                  begin: Sequence[str] = ()) -> list[pa.Table]:
+                  begin: Sequence[str] = (), *, arrays: bool | None = None,
+                  stop: threading.Event | None = None) -> list[pa.Table]:
         """The statements on an ADBC connection, in its current transaction (`begin` first): the tables in by
-        binary COPY as TEMP tables, which the caller's rollback drops; answers as ADBC gives them."""
+        binary COPY as TEMP tables, which the caller's rollback drops; answers as ADBC gives them. `arrays`: the
+        statement reads per-key arrays (default: a table of `PREFIX_MIN_ROWS` rows or more). `stop`, once set,
+        ends the work before its next statement (a sibling part failed)."""
         cursor = connection.cursor()
+
+        def execute(statement: str) -> None:
+            if stop is not None and stop.is_set():
+                raise WarehouseError("stopped: another part of the statement failed")
+            cursor.execute(statement)
+
         try:
             for statement in begin:
-                cursor.execute(statement)
+                execute(statement)
             if tables:  # the TEMP tables are this layer's own writes: the transaction turns read-only
-                cursor.execute("SET TRANSACTION READ WRITE")  # (allowed mid-transaction) once they are in
+                execute("SET TRANSACTION READ WRITE")  # (allowed mid-transaction) once they are in
             for name, table in tables.items():
                 cursor.adbc_ingest(name, table, mode="create", temporary=True)
-                cursor.execute(exp.Analyze(tables=[exp.to_table(name, quoted=True)]).sql("postgres"))
+                execute(exp.Analyze(tables=[exp.to_table(name, quoted=True)]).sql("postgres"))
             if tables:  # a training set: settings for its statement only (SET LOCAL, as set_config's true)
-                cursor.execute(_TRAINING_SETTINGS.format(work_mem=exp.Literal.string(self.work_mem).sql("postgres")))
-                if max(table.num_rows for table in tables.values()) >= PREFIX_MIN_ROWS:
-                    cursor.execute(_ARRAYS_SETTINGS)
-                cursor.execute("SET transaction_read_only = on")
+                execute(_TRAINING_SETTINGS.format(work_mem=exp.Literal.string(self.work_mem).sql("postgres")))
+                if arrays if arrays is not None else max(t.num_rows for t in tables.values()) >= PREFIX_MIN_ROWS:
+                    execute(_ARRAYS_SETTINGS)
+                execute("SET transaction_read_only = on")
             answers = []
             for sql in sqls:  # ADBC runs them in one transaction, which the caller's rollback ends
-                cursor.execute(sql)
+                execute(sql)
                 answers.append(cursor.fetch_arrow_table())
             return answers
         finally:
@@ -265,60 +273,69 @@ class SqlWarehouse:
                 raw.invalidate()
         raw.close()
 
-    def _parts(self, tables: Mapping[str, pa.Table]) -> list[Mapping[str, pa.Table]]:
-        """The tables in parts for `_split`: the one table marked `SPLIT_BY` (of `SPLIT_MIN_ROWS` rows or more) cut
-        into `postgres_training_connections` parts by that column's values, as many as the pool can lend now
-        without waiting; the other tables whole in every part. One part: no split."""
-        marked = [n for n, t in tables.items() if (t.schema.metadata or {}).get(SPLIT_BY)]
-        wanted = settings.current().postgres_training_connections
-        if len(marked) != 1 or wanted < 2 or tables[marked[0]].num_rows < SPLIT_MIN_ROWS:
-            return [tables]
-        spare = self._arrow_capacity - (self._arrow_pool.checkedout() if self._arrow_pool is not None else 0)
-        count = min(wanted, spare)
-        if count < 2:
-            return [tables]
-        name = marked[0]
-        table = tables[name]
-        column = (table.schema.metadata or {})[SPLIT_BY].decode()
-        table = _unmarked(table)
-        # Dense ranks dealt round: every value in one part, and neighbouring keys (which may share a history's size:
-        # the example's low customer ids have 2.5x the orders of the high ones) in different parts.
-        part = pc.remainder(pc.rank(table.column(column), sort_keys="ascending", tiebreaker="dense"), count)
-        pieces = [table.filter(pc.equal(part, i)) for i in range(count)]
-        return [{**tables, name: piece} for piece in pieces if piece.num_rows]
-
-    def _split(self, sql: str, tables: Mapping[str, pa.Table], parts: Sequence[Mapping[str, pa.Table]]
-               ) -> pa.Table:
-        """One statement over each part of a table whose rows it answers each on its own, on as many connections
-        at once, the answers put one after another: PostgreSQL runs a statement in one process (a TEMP table keeps
-        parallel workers out), so a 1M-row training set in two parts uses two cores. All parts read one snapshot:
-        the first connection's REPEATABLE READ transaction exports it, the others import it before their first
-        query. A failed part cancels the others; its error is the answer."""
-        raws: list[Any] = []
-        answers: list[list[pa.Table] | None] = [None] * len(parts)
-        failures: list[BaseException] = []
-        try:
-            raws += [self._raw() for _ in parts]
-            for raw in raws:  # a fresh transaction each (a connection just opened has read the types in its own)
-                raw.driver_connection.rollback()
-            first = raws[0].driver_connection
-            with self._discarding_lost(raws[0]), self._deadline(first):
-                cursor = first.cursor()
+    def _spares(self, wanted: int) -> list[Any]:
+        """Up to `wanted` more connections, only those the pool has without waiting: none past its capacity, and
+        none once one cannot be had at once (another caller took the last meanwhile, or the server refuses more)."""
+        spares: list[Any] = []
+        with self._split_lock:  # two splitting callers do not count the same spare connection
+            while len(spares) < wanted and self._arrow_pool is not None and (
+                    self._arrow_pool.checkedout() < self._arrow_capacity):
                 try:
-                    cursor.execute(_REPEATABLE)
-                    cursor.execute("SELECT pg_export_snapshot()")
-                    snapshot = cursor.fetchall()[0][0]
-                finally:
-                    cursor.close()
-            imports = [_REPEATABLE, f"SET TRANSACTION SNAPSHOT {exp.Literal.string(snapshot).sql('postgres')}"]
+                    spares.append(self._raw())
+                except WarehouseError:
+                    break
+        return spares
+
+    def _split(self, sql: str, tables: Mapping[str, pa.Table]) -> pa.Table:
+        """One statement over the table marked `SPLIT_BY` (its rows answered each on its own), in parts on as many
+        connections at once, the answers put one after another: PostgreSQL runs a statement in one process (a
+        TEMP table keeps parallel workers out), so a 1M-row training set in two parts uses two cores.
+
+        The table's values of its `SPLIT_BY` column are dealt round by dense rank into as many parts as there are
+        connections: up to `postgres_training_connections`, the first taken as any statement's, the others only
+        if the pool has them spare (`_spares`); tables under `SPLIT_MIN_ROWS` rows stay whole. All parts read one
+        snapshot: the first connection's REPEATABLE READ transaction exports it, the others import it before their
+        first query. A failed part stops and cancels the others; its error is the answer."""
+        name, = (n for n, t in tables.items() if (t.schema.metadata or {}).get(SPLIT_BY))
+        column = (tables[name].schema.metadata or {})[SPLIT_BY].decode()
+        table = _unmarked(tables[name])
+        arrays = table.num_rows >= PREFIX_MIN_ROWS  # the statement's form follows the whole table, not a part
+        wanted = settings.current().postgres_training_connections if table.num_rows >= SPLIT_MIN_ROWS else 1
+        raws = [self._raw()]
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        try:
+            raws += self._spares(wanted - 1)
+            # Dense ranks dealt round: every value in one part, and neighbouring keys (which may share a history's
+            # size: the example's low customer ids have 2.5x the orders of the high ones) in different parts.
+            part = pc.remainder(pc.rank(table.column(column), sort_keys="ascending", tiebreaker="dense"), len(raws))
+            parts = [{**tables, name: table.filter(pc.equal(part, i))} for i in range(len(raws))]
+            answers: list[list[pa.Table] | None] = [None] * len(raws)
+            failures: list[BaseException] = []
+            begins: list[list[str]] = [[]]
+            if len(raws) > 1:
+                first = raws[0].driver_connection
+                with self._discarding_lost(raws[0]), self._deadline(first):
+                    for raw in raws:  # a fresh transaction each (a connection just opened read the types in one)
+                        raw.driver_connection.rollback()
+                    cursor = first.cursor()
+                    try:
+                        cursor.execute(_REPEATABLE)
+                        cursor.execute("SELECT pg_export_snapshot()")
+                        snapshot = cursor.fetchall()[0][0]
+                    finally:
+                        cursor.close()
+                begins = [[_SERIAL], *[[_REPEATABLE, f"SET TRANSACTION SNAPSHOT "
+                                        f"{exp.Literal.string(snapshot).sql('postgres')}", _SERIAL]] * (len(raws) - 1)]
 
             def run(i: int) -> None:
                 try:
                     with self._discarding_lost(raws[i]), self._deadline(raws[i].driver_connection):
-                        answers[i] = self._postgres(raws[i].driver_connection, [sql], parts[i],
-                                                    [*imports, _SERIAL] if i else [_SERIAL])
-                except BaseException as error:  # noqa: BLE001 - reported below, the other parts cancelled
+                        answers[i] = self._postgres(raws[i].driver_connection, [sql], parts[i], begins[i],
+                                                    arrays=arrays, stop=stop)
+                except BaseException as error:  # noqa: BLE001 - reported below, the other parts stopped
                     failures.append(error)
+                    stop.set()
                     for other, raw in enumerate(raws):
                         if other != i and answers[other] is None:
                             try:
@@ -326,7 +343,7 @@ class SqlWarehouse:
                             except Exception:  # noqa: BLE001, S110 - it may have finished meanwhile
                                 pass
 
-            threads = [threading.Thread(target=run, args=(i,), name=f"part-{i}") for i in range(1, len(parts))]
+            threads = [threading.Thread(target=run, args=(i,), name=f"part-{i}") for i in range(1, len(raws))]
             for thread in threads:
                 thread.start()
             run(0)
@@ -336,6 +353,11 @@ class SqlWarehouse:
                 raise failures[0]
             return _decimals(pa.concat_tables([a[0] for a in answers if a is not None]))
         finally:
+            stop.set()  # no part starts another statement; then none is using its connection when it goes back
+            for thread, raw in zip(threads, raws[1:], strict=False):
+                if thread.is_alive():  # only when interrupted (KeyboardInterrupt) while they ran
+                    raw.driver_connection.adbc_cancel()
+                    thread.join()
             for raw in raws:
                 self._release(raw)
 
@@ -382,6 +404,11 @@ SPLIT_BY = b"split_by"
 # Smaller spines in one part: a second connection, its snapshot and its scans of every source cost more than half of
 # such a statement.
 SPLIT_MIN_ROWS = 50_000
+
+
+def _marked(tables: Mapping[str, pa.Table]) -> bool:
+    """One table is marked `SPLIT_BY` (more is not a case any caller makes: answered whole)."""
+    return sum(1 for t in tables.values() if (t.schema.metadata or {}).get(SPLIT_BY)) == 1
 
 
 def _unmarked(table: pa.Table) -> pa.Table:

@@ -23,6 +23,7 @@ import math
 import statistics
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -518,15 +519,24 @@ def _postgres_only(pit: Pit) -> SqlWarehouse:
 
 
 def _count_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of parts of each training set answered in parts, as `SqlWarehouse._split` is given them."""
+    """The number of parts (connections) of each training set, as `SqlWarehouse._split` runs them."""
     counts: list[int] = []
-    split = SqlWarehouse._split
+    calls: list[int] = []
+    split, postgres = SqlWarehouse._split, SqlWarehouse._postgres
 
-    def counting(self: SqlWarehouse, sql: str, tables: Any, parts: Any) -> pa.Table:
-        counts.append(len(parts))
-        return split(self, sql, tables, parts)
+    def counting_postgres(self: SqlWarehouse, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return postgres(self, *args, **kwargs)
 
-    monkeypatch.setattr(SqlWarehouse, "_split", counting)
+    def counting_split(self: SqlWarehouse, sql: str, tables: Any) -> pa.Table:
+        calls.clear()
+        try:
+            return split(self, sql, tables)
+        finally:
+            counts.append(len(calls))
+
+    monkeypatch.setattr(SqlWarehouse, "_postgres", counting_postgres)
+    monkeypatch.setattr(SqlWarehouse, "_split", counting_split)
     return counts
 
 
@@ -556,13 +566,14 @@ def test_pit_parts_read_one_snapshot(pit: Pit, monkeypatch: pytest.MonkeyPatch) 
     inserted: list[bool] = []
     run_part = SqlWarehouse._postgres
 
-    def writing_first(self: SqlWarehouse, connection: Any, sqls: Any, tables: Any, begin: Any = ()) -> Any:
+    def writing_first(self: SqlWarehouse, connection: Any, sqls: Any, tables: Any, begin: Any = (),
+                      **kwargs: Any) -> Any:
         if any("SNAPSHOT" in statement for statement in begin) and not inserted:
             with psycopg.connect(str(warehouse.engine.url).replace("+psycopg", ""), autocommit=True) as con:
                 con.execute("INSERT INTO pit_events SELECT 9000 + member_id, member_id, %s, 1, 'late' "
                             "FROM pit_members", (at - timedelta(minutes=1),))
             inserted.append(True)
-        return run_part(self, connection, sqls, tables, begin)
+        return run_part(self, connection, sqls, tables, begin, **kwargs)
 
     monkeypatch.setattr(SqlWarehouse, "_postgres", writing_first)
     try:
@@ -594,12 +605,37 @@ def test_pit_parts_only_with_spare_connections(pit: Pit, monkeypatch: pytest.Mon
                   pit.expected, PIT_FEATURES)
         finally:
             held.close()
-        assert counts == []
+        assert counts == [1]
         check(service.training_set("member", spine_table(spine, "member_id"), PIT_FEATURES), spine, pit.expected,
               PIT_FEATURES)
-        assert counts == [2]
+        assert counts == [1, 2]
     finally:
         narrow.close()
+
+
+def test_pit_failing_part_stops_the_others(pit: Pit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part the warehouse refuses (here a division by zero in the second part's statement) cancels the first
+    part's statement (here a 30 s sleep) at once; the refusal is the error."""
+    warehouse = _postgres_only(pit)
+    monkeypatch.setattr(execute, "SPLIT_MIN_ROWS", 0)
+    postgres = SqlWarehouse._postgres
+
+    def faulty(self: SqlWarehouse, connection: Any, sqls: Any, tables: Any, begin: Any = (), **kwargs: Any) -> Any:
+        second = any("SNAPSHOT" in statement for statement in begin)
+        return postgres(self, connection, ["SELECT 1 / 0 AS x" if second else "SELECT pg_sleep(30)"], tables, begin,
+                        **kwargs)
+
+    monkeypatch.setattr(SqlWarehouse, "_postgres", faulty)
+    patient = SqlWarehouse(str(warehouse.engine.url), timeout=None)
+    try:
+        spine: list[tuple[Any, datetime | None]] = [(k, BASE) for k in pit.keys]
+        started = time.monotonic()
+        with pytest.raises(WarehouseError, match="SQLSTATE 22012"):  # division by zero
+            Service(pit.service.model, patient).training_set("member", spine_table(spine, "member_id"), ["tier"])
+        assert time.monotonic() - started < 15
+        assert patient._arrow_pool is not None and patient._arrow_pool.checkedout() == 0
+    finally:
+        patient.close()
 
 
 def test_pit_failed_part_fails_the_whole(pit: Pit, monkeypatch: pytest.MonkeyPatch) -> None:
