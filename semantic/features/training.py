@@ -75,8 +75,8 @@ class Spine:
         for key in found.key:
             rows[key] = _key_column(found, key, table.column(key))
         rows[SPINE_TIME] = _time_column(time_column, table.column(time_column))
-        # Each spine row is answered on its own, and the statement reads only keys within the spine's range of its
-        # first key column: the warehouse may answer it in parts by ranges of that column.
+        # Each spine row is answered on its own, and the statement reads only the keys among the spine's values of
+        # its first key column: the warehouse may answer it in parts, each with some of those values.
         return cls(found.name, checked, table, pa.table(rows, metadata={SPLIT_BY: found.key[0].encode()}))
 
 
